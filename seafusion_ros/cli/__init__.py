@@ -1,0 +1,1 @@
+"""Command-line tools (seafusion-fuse, seafusion-train, seafusion-eval, ...)."""

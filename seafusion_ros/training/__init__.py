@@ -1,0 +1,1 @@
+"""Training: datasets, losses and trainers for the fusion and segmentation networks."""
