@@ -42,6 +42,7 @@ setup(
             "seafusion-train = seafusion_ros.cli.train:main",
             "seafusion-eval = seafusion_ros.cli.eval:main",
             "seafusion-demo = seafusion_ros.cli.demo:main",
+            "seafusion_node = seafusion_ros.ros.node:main",
         ],
     },
 )
