@@ -406,7 +406,12 @@ def fusion_scores(fused: np.ndarray, ir: np.ndarray, visible: np.ndarray,
     scores = FusionScores()
     for name in metrics:
         try:
-            scores.values[name] = compute[name]()
+            value = compute[name]()
         except MetricUndefinedError as err:
             scores.undefined[name] = err.reason
+            continue
+        if np.isfinite(value):
+            scores.values[name] = value
+        else:
+            scores.undefined[name] = f"non-finite result {value}"
     return scores

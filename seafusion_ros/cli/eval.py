@@ -1,0 +1,167 @@
+"""seafusion-eval: fusion quality metrics of one or more methods over IR / visible folders.
+
+Fusion mode (the default)::
+
+    seafusion-eval --ir IR_DIR --vis VIS_DIR --method released=DIR1 --method ours=DIR2 --out OUT
+    seafusion-eval --ir IR_DIR --vis VIS_DIR --weights model.pt --out OUT
+
+Downstream-task evaluation lives behind ``seafusion-eval task ...`` (dispatched to its own module).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from seafusion_ros.evaluation.fusion_report import write_report
+from seafusion_ros.evaluation.pairs import plan_evaluation
+from seafusion_ros.evaluation.runner import score_plan
+from seafusion_ros.image_pairs import match_pairs, write_image_atomic
+from seafusion_ros.metrics.fusion_metrics import METRIC_NAMES, to_gray
+
+TASK_COMMAND = "task"
+TASK_MODULE = "seafusion_ros.cli.eval_task"
+
+
+def _method_spec(text: str) -> tuple[str, Path]:
+    name, sep, folder = text.partition("=")
+    if not sep or not name.strip() or not folder:
+        raise argparse.ArgumentTypeError(f"expected NAME=DIR, got {text!r}")
+    return name.strip(), Path(folder)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="seafusion-eval",
+        description="Score fused images with the field's fusion metrics (" + ", ".join(METRIC_NAMES)
+        + ", Tang et al. definitions) and write a per-image CSV, summary.json, summary.md, "
+        "cumulative-distribution plots (cdf.png) and an example grid (examples.png). Several methods "
+        "are compared side by side in one table and one set of plots. Files are matched by stem "
+        "(00004N.png <-> 00004N.jpg); pairs missing a counterpart are listed, not fatal. "
+        f"'seafusion-eval {TASK_COMMAND} ...' evaluates downstream tasks instead.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument("--ir", required=True, type=Path, help="folder of infrared images")
+    parser.add_argument("--vis", required=True, type=Path, help="folder of visible images")
+    parser.add_argument("--out", required=True, type=Path, help="output folder for the report")
+    parser.add_argument("--method", action="append", type=_method_spec, default=[], metavar="NAME=DIR",
+                        help="a method's fused-image folder; repeat to compare methods")
+    fuse = parser.add_argument_group("fuse on the fly (may be combined with --method)")
+    fuse.add_argument("--weights", type=Path, help="fusion checkpoint: fuse every pair with the inference "
+                      "engine into OUT/fused/NAME/ and score it")
+    fuse.add_argument("--name", help="method name for --weights (default: the weights file stem)")
+    fuse.add_argument("--device", default="auto", help="inference device: auto, cpu, cuda, cuda:N")
+    fuse.add_argument("--precision", default="fp32", choices=("fp32", "bf16", "fp16"))
+    fuse.add_argument("--normalize", default="none", choices=("none", "minmax"),
+                      help="output normalisation (minmax = the authors' per-frame stretch)")
+    parser.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1),
+                        help="parallel worker processes for scoring")
+    parser.add_argument("--examples", type=int, default=4, help="example pairs in examples.png (0: none)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    return parser
+
+
+def _read_ir_for_fusion(path: Path) -> np.ndarray:
+    import cv2
+
+    image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if image is None:
+        raise ValueError(f"cannot decode image file {path}")
+    if image.ndim == 3:
+        if image.dtype != np.uint8:
+            raise ValueError(f"{path}: colour infrared images must be 8-bit, got {image.dtype}")
+        image = to_gray(np.ascontiguousarray(image[:, :, 2::-1]), str(path))
+    return image
+
+
+def fuse_folder(args: argparse.Namespace, name: str) -> tuple[Path, list[tuple[str, str]]]:
+    """Fuse every IR / visible pair with ``args.weights`` into OUT/fused/NAME; return it and failures."""
+    import cv2
+
+    from seafusion_ros.engine import FusionEngine
+
+    engine = FusionEngine(args.weights, device=args.device, precision=args.precision,
+                          normalize=args.normalize)
+    folder = args.out / "fused" / name
+    failures = []
+    pairs = match_pairs(args.ir, args.vis).pairs
+    for pair in tqdm(pairs, desc=f"fusing ({name})", unit="pair", disable=args.quiet):
+        try:
+            visible = cv2.imread(str(pair.visible), cv2.IMREAD_COLOR)
+            if visible is None:
+                raise ValueError(f"cannot decode image file {pair.visible}")
+            output = engine.fuse(_read_ir_for_fusion(pair.ir), visible, visible_order="bgr",
+                                 output_order="bgr")
+        except ValueError as err:
+            failures.append((pair.stem, f"fusion failed: {err}"))
+            continue
+        write_image_atomic(folder / f"{pair.stem}.png", output.image)
+    return folder, failures
+
+
+def run_fusion_evaluation(args: argparse.Namespace) -> int:
+    methods: dict[str, Path] = {}
+    for name, folder in args.method:
+        if name in methods:
+            raise ValueError(f"method name {name!r} given twice")
+        methods[name] = folder
+    failures: list[tuple[str, str]] = []
+    if args.weights is not None:
+        name = args.name or args.weights.stem
+        if name in methods:
+            raise ValueError(f"method name {name!r} of --weights clashes with a --method; use --name")
+        methods[name], failures = fuse_folder(args, name)
+        methods[name].mkdir(parents=True, exist_ok=True)
+    plan = plan_evaluation(args.ir, args.vis, methods)
+    failed = {stem for stem, _ in failures}
+    plan.skipped = failures + [(stem, reason) for stem, reason in plan.skipped if stem not in failed]
+    start = time.perf_counter()
+    results = score_plan(plan, jobs=args.jobs, progress=not args.quiet)
+    written = write_report(args.out, plan, results, examples=args.examples)
+    scored = sum(r.error is None for r in results)
+    print(written["markdown"].read_text(encoding="utf-8"))
+    print(f"scored {scored} pair(s) x {len(plan.methods)} method(s) in {time.perf_counter() - start:.1f} s; "
+          f"skipped {len(plan.skipped) + len(results) - scored}")
+    for kind, path in written.items():
+        print(f"{kind}: {path}")
+    if scored == 0:
+        print("error: no pair could be scored (see summary.json 'skipped')", file=sys.stderr)
+        return 1
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == TASK_COMMAND:
+        try:
+            task = importlib.import_module(TASK_MODULE)
+        except ModuleNotFoundError as err:
+            if err.name != TASK_MODULE:
+                raise
+            print(f"seafusion-eval {TASK_COMMAND}: not available in this version ({TASK_MODULE} missing)",
+                  file=sys.stderr)
+            return 2
+        return task.main(argv[1:])
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not args.method and args.weights is None:
+        parser.error("give at least one --method NAME=DIR or --weights PATH")
+    if args.jobs < 1:
+        parser.error(f"--jobs must be at least 1, got {args.jobs}")
+    try:
+        return run_fusion_evaluation(args)
+    except (FileNotFoundError, ValueError) as err:
+        print(f"seafusion-eval: error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Evaluating fused images against their sources: pairing folders, scoring, reports and plots."""

@@ -1,0 +1,88 @@
+"""Which images to evaluate: IR / visible pairs matched by stem with each method's fused image.
+
+Every method is scored on the same pairs, so their means compare like with like: a stem missing from
+any folder is left out for all methods and listed with the reason.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from seafusion_ros.image_pairs import IMAGE_SUFFIXES, match_pairs
+
+
+@dataclass(frozen=True)
+class EvaluationItem:
+    """One IR / visible pair and the fused image of every method (method name -> path)."""
+
+    stem: str
+    ir: Path
+    visible: Path
+    fused: dict[str, Path]
+
+
+@dataclass
+class EvaluationPlan:
+    methods: list[str]
+    items: list[EvaluationItem]
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+
+
+def _images_by_stem(folder: Path) -> dict[str, Path]:
+    found: dict[str, Path] = {}
+    for path in sorted(folder.iterdir()):
+        if path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES:
+            found.setdefault(path.stem, path)
+    return found
+
+
+def plan_evaluation(ir_dir: str | os.PathLike, vis_dir: str | os.PathLike,
+                    method_dirs: dict[str, str | os.PathLike]) -> EvaluationPlan:
+    """Match the folders by file stem. Raises FileNotFoundError for a missing folder, ValueError
+    when no method is given; missing counterparts are not fatal but end up in ``skipped``."""
+    if not method_dirs:
+        raise ValueError("give at least one method (a fused-image folder)")
+    listing = match_pairs(ir_dir, vis_dir)
+    fused_by_method: dict[str, dict[str, Path]] = {}
+    for name, folder in method_dirs.items():
+        folder = Path(folder)
+        if not folder.is_dir():
+            raise FileNotFoundError(f"fused folder of method {name!r} is not a directory: {folder}")
+        fused_by_method[name] = _images_by_stem(folder)
+    skipped = list(listing.skipped)
+    items = []
+    for pair in listing.pairs:
+        missing = [name for name, images in fused_by_method.items() if pair.stem not in images]
+        if missing:
+            skipped.append((pair.stem, "no fused image for method(s) " + ", ".join(missing)))
+            continue
+        fused = {name: images[pair.stem] for name, images in fused_by_method.items()}
+        items.append(EvaluationItem(pair.stem, pair.ir, pair.visible, fused))
+    known = {p.stem for p in listing.pairs}
+    for name, images in fused_by_method.items():
+        skipped += [(stem, f"fused image of method {name!r} has no IR/visible pair")
+                    for stem in sorted(images.keys() - known)]
+    return EvaluationPlan(list(method_dirs), items, skipped)
+
+
+def read_metric_image(path: str | os.PathLike) -> np.ndarray:
+    """An 8-bit image as the metrics take it: H x W gray, or H x W x 3 in RGB order (alpha dropped).
+
+    Raises ValueError for undecodable files and for 16-bit or float images (the metric definitions
+    are on the 0..255 scale).
+    """
+    image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if image is None:
+        raise ValueError(f"cannot decode image file {path}")
+    if image.dtype != np.uint8:
+        raise ValueError(f"{path}: metrics need 8-bit images, this one is {image.dtype}")
+    if image.ndim == 3 and image.shape[2] == 4:
+        image = image[:, :, :3]
+    if image.ndim == 3 and image.shape[2] == 3:
+        image = np.ascontiguousarray(image[:, :, ::-1])
+    return image
