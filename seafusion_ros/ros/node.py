@@ -1,0 +1,545 @@
+"""The seafusion ROS 2 node: synchronised thermal + RGB in; fused image, class mask and overlay out.
+
+Topics (relative, so namespaces and remaps give multi-camera setups):
+
+* in  ``thermal/image_raw`` (mono8/mono16/16UC1/32FC1), ``rgb/image_raw`` (rgb8/bgr8/rgba8/bgra8/mono8),
+  QoS from ``qos.reliability`` / ``qos.depth`` (default best effort, keep last 5);
+* out (reliable) ``fused/image`` (``output.encoding``), ``segmentation/mask`` (mono8 class ids),
+  ``segmentation/overlay`` (rgb8), each with the RGB input's header; outputs without subscribers are
+  not computed;
+* out (reliable, transient local = latched) ``segmentation/classes``: std_msgs/String holding JSON
+  ``{"classes": [...], "palette": [[r, g, b], ...]}``, index = class id in the mask;
+* ``/diagnostics``: rates, drops, sync misses, bad input, per-stage latency, device and GPU memory.
+
+Threads: subscription callbacks only validate the message layout and feed the synchroniser; its
+callback stores the newest pair; one worker thread converts, registers, runs the engine and publishes
+the latest pair, counting every pair that was replaced before it got to it (dropped).
+
+Lifecycle: configure = read and validate parameters, load and warm up the models, create the
+publishers/subscriptions; activate = start the worker; deactivate = stop it and free the models (GPU
+memory); cleanup = destroy the entities. With ``autostart`` (default) a plain run does configure and
+activate itself.
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import rclpy
+import torch
+from diagnostic_msgs.msg import DiagnosticArray
+from rclpy.exceptions import ParameterException
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
+from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+from sensor_msgs.msg import Image
+from std_msgs.msg import String
+from torch import nn
+
+from seafusion_ros.approximate_sync import TimeSync, make_sync
+from seafusion_ros.engine import FusionEngine
+from seafusion_ros.overlay import blend_overlay, default_palette, palette_array
+from seafusion_ros.registration import Registration
+from seafusion_ros.ros.diagnostics import NodeStats
+from seafusion_ros.ros.image_conversion import (
+    COLOUR_ENCODINGS,
+    THERMAL_ENCODINGS,
+    ImageFormatError,
+    check_layout,
+    image_to_numpy,
+    numpy_to_image,
+)
+from seafusion_ros.ros.parameters import NodeConfig, ParameterError, declare_parameters, read_config
+from seafusion_ros.weights import WEIGHTS_DIR
+
+NODE_NAME = "seafusion_node"
+THERMAL, RGB = 0, 1
+INPUT_TOPICS = ("thermal/image_raw", "rgb/image_raw")
+DEFAULT_SEGMENTATION_WEIGHTS = WEIGHTS_DIR / "segmentation_default.pt"
+BAD_INPUT_LOG_PERIOD_S = 5.0
+
+
+class BadInput(ValueError):
+    """A pair the node cannot process; ``kind`` is the diagnostics counter it goes to."""
+
+    def __init__(self, kind: str, message: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+
+
+def load_segmenter(path_param: str) -> tuple[nn.Module | None, dict[str, Any], str]:
+    """(model, card, note) from ``segmentation_weights``; model None with the reason when unavailable.
+
+    An explicit path that cannot be loaded is an error (raised); a missing bundled default is not.
+    """
+    path = Path(path_param) if path_param else DEFAULT_SEGMENTATION_WEIGHTS
+    try:
+        from seafusion_ros.models.segmentation import load_segmentation_model
+    except ImportError as exc:
+        if path_param:
+            raise ValueError(
+                f"segmentation_weights is set but the segmentation module is unavailable ({exc})"
+            ) from exc
+        return None, {}, f"segmentation module unavailable ({exc}): publishing the fused image only"
+    if not path.is_file():
+        if path_param:
+            raise ValueError(f"segmentation_weights file not found: {path}")
+        return None, {}, f"no bundled segmentation model at {path}: publishing the fused image only"
+    model, card = load_segmentation_model(path)
+    return model, dict(card), f"segmentation model {path}"
+
+
+def classes_and_palette(card: dict[str, Any], model: nn.Module) -> tuple[list[str], list[list[int]]]:
+    """Class names and palette from a model card, with defaults for what it lacks."""
+    classes = [str(c) for c in card.get("classes", [])]
+    if not classes:
+        count = int(getattr(model, "num_classes", 0)) or 2
+        classes = [f"class_{i}" for i in range(count)]
+    palette = [list(map(int, c)) for c in card.get("palette", [])] or default_palette(len(classes))
+    return classes, palette
+
+
+class SeaFusionNode(LifecycleNode):
+    """Lifecycle node around :class:`FusionEngine`.
+
+    segmenter / segmenter_card: a segmentation network given directly (in-process use and tests);
+    it replaces ``segmentation_weights``.
+    """
+
+    def __init__(
+        self,
+        node_name: str = NODE_NAME,
+        *,
+        segmenter: nn.Module | None = None,
+        segmenter_card: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(node_name, **kwargs)
+        declare_parameters(self)
+        self._given_segmenter = segmenter
+        self._given_card = dict(segmenter_card or {})
+        self.config: NodeConfig | None = None
+        self.engine: FusionEngine | None = None
+        self.registration: Registration | None = None
+        self.classes: list[str] = []
+        self.palette: np.ndarray | None = None
+        self._segmenter: nn.Module | None = None
+        self._pubs: dict[str, Any] = {}
+        self._subs: list[Any] = []
+        self._timers: list[Any] = []
+        self._sync: TimeSync | None = None
+        self._mf_sync: Any = None
+        self._mf_inputs: list[Any] = []
+        self.synchroniser = ""
+        self._last_stamp: list[int | None] = [None, None]
+        self._bad_logged: dict[str, float] = {}
+        self._cv = threading.Condition()
+        self._pending: tuple[Image, Image] | None = None
+        self._worker: threading.Thread | None = None
+        self._stop = False
+        self._active = False
+        self.stats = NodeStats(list(zip(("thermal", "rgb"), self._input_topics(), strict=True)))
+
+    def _input_topics(self) -> list[str]:
+        return [self.resolve_topic_name(t) for t in INPUT_TOPICS]
+
+    # ----- lifecycle -----------------------------------------------------------------------------
+
+    def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
+        try:
+            self.config = read_config(self)
+            cfg = self.config
+            if cfg.torch_threads:
+                torch.set_num_threads(cfg.torch_threads)
+            self.registration = Registration(cfg.registration_mode, cfg.homography, cfg.output_size)
+            self._load_segmenter()
+            self._load_engine()
+        except (ParameterError, ValueError, FileNotFoundError) as exc:
+            self.get_logger().error(f"configuration failed: {exc}")
+            self.engine = None
+            return TransitionCallbackReturn.FAILURE
+        self._create_entities()
+        segmentation = "on" if self._segmenter is not None else "off"
+        self.get_logger().info(
+            f"configured: device {self.engine.device}, precision {cfg.precision}, "
+            f"synchroniser {self.synchroniser} ({cfg.sync_mode}, queue {cfg.queue_size}, "
+            f"slop {cfg.slop_ns / 1e9:g} s), input QoS {self._qos_text()}, "
+            f"registration {cfg.registration_mode}, segmentation {segmentation}"
+        )
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        if self.engine is None:
+            try:
+                self._load_engine()
+            except (ValueError, FileNotFoundError) as exc:
+                self.get_logger().error(f"activation failed: {exc}")
+                return TransitionCallbackReturn.FAILURE
+        self._stop = False
+        self._worker = threading.Thread(target=self._work, name="seafusion_worker", daemon=True)
+        self._worker.start()
+        self._last_stamp = [None, None]
+        self.stats.reset_clock()
+        self._active = True
+        return super().on_activate(state)
+
+    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._active = False
+        self._stop_worker()
+        self._release_engine()
+        return super().on_deactivate(state)
+
+    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._destroy_entities()
+        self._release_engine()
+        self.config = None
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._active = False
+        self._stop_worker()
+        self._destroy_entities()
+        self._release_engine()
+        return TransitionCallbackReturn.SUCCESS
+
+    def _load_segmenter(self) -> None:
+        cfg = self.config
+        self._segmenter, card = None, {}
+        if not (cfg.publish_mask or cfg.publish_overlay):
+            return
+        if self._given_segmenter is not None:
+            self._segmenter, card = self._given_segmenter, self._given_card
+        else:
+            self._segmenter, card, note = load_segmenter(cfg.segmentation_weights)
+            (self.get_logger().info if self._segmenter is not None else self.get_logger().warning)(note)
+        if self._segmenter is not None:
+            self.classes, palette = classes_and_palette(card, self._segmenter)
+            self.palette = palette_array(palette)
+
+    def _load_engine(self) -> None:
+        """Load the fusion (and segmentation) models onto the device and warm them up."""
+        cfg = self.config
+        self.engine = FusionEngine(
+            weights=cfg.fusion_weights or None,
+            device=cfg.device,
+            precision=cfg.precision,
+            normalize=cfg.normalize,
+            thermal_gain=cfg.thermal_gain,
+            segmenter=self._segmenter,
+        )
+        if cfg.warmup:
+            height, width = cfg.output_size or (64, 80)
+            self.engine.warmup(height, width, segment=self._segmenter is not None)
+            self.engine.gain.reset()
+
+    def _release_engine(self) -> None:
+        if self.engine is None:
+            return
+        on_gpu = self.engine.device.type == "cuda"
+        self.engine = None
+        gc.collect()
+        if on_gpu:
+            torch.cuda.empty_cache()
+
+    def _qos_text(self) -> str:
+        return f"{self.config.reliability}, keep_last depth {self.config.depth}"
+
+    def _create_entities(self) -> None:
+        cfg = self.config
+        reliable = QoSProfile(
+            history=HistoryPolicy.KEEP_LAST, depth=5, reliability=ReliabilityPolicy.RELIABLE
+        )
+        latched = QoSProfile(
+            history=HistoryPolicy.KEEP_LAST,
+            depth=1,
+            reliability=ReliabilityPolicy.RELIABLE,
+            durability=DurabilityPolicy.TRANSIENT_LOCAL,
+        )
+        if cfg.publish_fused:
+            self._pubs["fused"] = self.create_publisher(Image, "fused/image", reliable)
+        if self._segmenter is not None:
+            if cfg.publish_mask:
+                self._pubs["mask"] = self.create_publisher(Image, "segmentation/mask", reliable)
+            if cfg.publish_overlay:
+                self._pubs["overlay"] = self.create_publisher(Image, "segmentation/overlay", reliable)
+            self._pubs["classes"] = self.create_publisher(String, "segmentation/classes", latched)
+            palette = self.palette[: len(self.classes)].tolist()
+            self._pubs["classes"].publish(
+                String(data=json.dumps({"classes": self.classes, "palette": palette}))
+            )
+        self._pubs["diagnostics"] = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        self._create_sync()
+        sensor = QoSProfile(
+            history=HistoryPolicy.KEEP_LAST,
+            depth=cfg.depth,
+            reliability=ReliabilityPolicy.RELIABLE
+            if cfg.reliability == "reliable"
+            else ReliabilityPolicy.BEST_EFFORT,
+        )
+        for index, topic in enumerate(INPUT_TOPICS):
+            self._subs.append(
+                self.create_subscription(Image, topic, lambda msg, i=index: self._on_input(i, msg), sensor)
+            )
+        self._timers.append(self.create_timer(cfg.diagnostics_period, self._publish_diagnostics))
+
+    def _create_sync(self) -> None:
+        cfg = self.config
+        self._sync, self._mf_sync, self._mf_inputs = None, None, []
+        message_filters = None
+        if cfg.use_message_filters:
+            try:
+                import message_filters
+            except ImportError:
+                message_filters = None
+        if message_filters is not None:
+            self._mf_inputs = [message_filters.SimpleFilter() for _ in INPUT_TOPICS]
+            if cfg.sync_mode == "approximate":
+                self._mf_sync = message_filters.ApproximateTimeSynchronizer(
+                    self._mf_inputs, cfg.queue_size, cfg.slop_ns / 1e9
+                )
+            else:
+                self._mf_sync = message_filters.TimeSynchronizer(self._mf_inputs, cfg.queue_size)
+            self._mf_sync.registerCallback(self._on_pair)
+            self.synchroniser = "message_filters"
+        else:
+            self._sync = make_sync(
+                cfg.sync_mode, len(INPUT_TOPICS), cfg.queue_size, cfg.slop_ns, self._on_pair
+            )
+            self.synchroniser = "seafusion_ros.approximate_sync"
+
+    def _destroy_entities(self) -> None:
+        for timer in self._timers:
+            self.destroy_timer(timer)
+        for sub in self._subs:
+            self.destroy_subscription(sub)
+        for pub in self._pubs.values():
+            self.destroy_publisher(pub)
+        self._timers, self._subs, self._pubs = [], [], {}
+        self._sync, self._mf_sync, self._mf_inputs = None, None, []
+
+    # ----- input side ----------------------------------------------------------------------------
+
+    def _report_bad(self, kind: str, message: str) -> None:
+        """Count for /diagnostics and log, at most once per kind every few seconds."""
+        self.stats.bad(kind, message)
+        now = time.monotonic()
+        if now - self._bad_logged.get(kind, -1e9) >= BAD_INPUT_LOG_PERIOD_S:
+            self._bad_logged[kind] = now
+            self.get_logger().warning(f"bad input ({kind}): {message}")
+
+    def _on_input(self, index: int, msg: Image) -> None:
+        if not self._active:
+            return
+        self.stats.input_arrived(index)
+        name = INPUT_TOPICS[index]
+        try:
+            check_layout(msg, THERMAL_ENCODINGS if index == THERMAL else COLOUR_ENCODINGS)
+        except ImageFormatError as exc:
+            self._report_bad(exc.kind, f"{name}: {exc}")
+            return
+        stamp = msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
+        last = self._last_stamp[index]
+        self._last_stamp[index] = stamp
+        if last is not None and stamp < last:
+            self._report_bad(
+                "stamp_backwards",
+                f"{name}: stamp {stamp / 1e9:.6f} s is older than the previous "
+                f"{last / 1e9:.6f} s; message dropped (following ones are accepted)",
+            )
+            return
+        if self._sync is not None:
+            self._sync.add(index, stamp, msg)
+        elif self._mf_inputs:
+            self._mf_inputs[index].signalMessage(msg)
+
+    def _on_pair(self, thermal: Image, rgb: Image) -> None:
+        """Synchroniser callback: keep only the newest pair for the worker."""
+        with self._cv:
+            replaced = self._pending is not None
+            self._pending = (thermal, rgb)
+            self.stats.pair_formed(replaced)
+            self._cv.notify()
+
+    def sync_misses(self) -> int:
+        """Input messages that left the synchroniser without a partner."""
+        if self._sync is not None:
+            return sum(self._sync.evicted)
+        if self._mf_sync is not None and hasattr(self._mf_sync, "queues"):
+            queued = sum(len(q) for q in self._mf_sync.queues)
+            received = sum(s.received for s in self.stats.inputs) - sum(self.stats.bad_input.values())
+            return max(0, received - 2 * self.stats.paired - queued)
+        return 0
+
+    # ----- worker --------------------------------------------------------------------------------
+
+    def stop(self) -> None:
+        """Stop taking input and join the worker (also used on shutdown outside the lifecycle)."""
+        self._active = False
+        self._stop_worker()
+
+    def _stop_worker(self) -> None:
+        with self._cv:
+            self._stop = True
+            self._pending = None
+            self._cv.notify_all()
+        if self._worker is not None and self._worker is not threading.current_thread():
+            self._worker.join(timeout=30.0)
+        self._worker = None
+
+    def _work(self) -> None:
+        while True:
+            with self._cv:
+                while self._pending is None and not self._stop:
+                    self._cv.wait()
+                if self._stop:
+                    return
+                thermal, rgb = self._pending
+                self._pending = None
+            try:
+                self._process(thermal, rgb)
+            except (BadInput, ImageFormatError) as exc:
+                self._report_bad(exc.kind, str(exc))
+            except Exception as exc:  # one bad pair must never stop the worker
+                self._report_bad("processing_error", f"{type(exc).__name__}: {exc}")
+
+    def _wanted(self, key: str) -> bool:
+        pub = self._pubs.get(key)
+        return pub is not None and pub.get_subscription_count() > 0
+
+    def _process(self, thermal_msg: Image, rgb_msg: Image) -> None:
+        engine, registration, cfg = self.engine, self.registration, self.config
+        if engine is None:
+            return
+        want_fused, want_mask, want_overlay = (
+            self._wanted("fused"),
+            self._wanted("mask"),
+            self._wanted("overlay"),
+        )
+        if not (want_fused or want_mask or want_overlay):
+            self.stats.pair_skipped()
+            return
+        t0 = time.perf_counter()
+        thermal = image_to_numpy(thermal_msg, THERMAL_ENCODINGS)
+        visible = image_to_numpy(rgb_msg, COLOUR_ENCODINGS)
+        if thermal.dtype.kind == "f" and not np.isfinite(thermal).all():
+            raise BadInput(
+                "nan_thermal", f"thermal 32FC1 image has {int((~np.isfinite(thermal)).sum())} NaN/inf pixels"
+            )
+        order = "bgr" if rgb_msg.encoding.startswith("bgr") else "rgb"
+        if visible.ndim == 3 and visible.shape[2] == 4:
+            visible = np.ascontiguousarray(visible[:, :, :3])
+        try:
+            ir, vis = registration.apply(thermal, visible)
+        except ValueError as exc:
+            raise BadInput("size_mismatch", str(exc)) from exc
+        t1 = time.perf_counter()
+        out = engine.fuse(ir, vis, visible_order=order, output_order="rgb", segment=want_mask or want_overlay)
+        t2 = time.perf_counter()
+        header = rgb_msg.header
+        if want_fused:
+            if cfg.output_encoding == "mono8":
+                fused = np.clip(out.luminance * 255.0 + 0.5, 0, 255).astype(np.uint8)
+            elif cfg.output_encoding == "bgr8":
+                fused = out.image[:, :, ::-1]
+            else:
+                fused = out.image
+            self._pubs["fused"].publish(numpy_to_image(fused, cfg.output_encoding, header))
+        if want_mask:
+            self._pubs["mask"].publish(numpy_to_image(out.mask, "mono8", header))
+        if want_overlay:
+            overlay = blend_overlay(out.image, out.mask, self.palette, cfg.overlay_alpha)
+            self._pubs["overlay"].publish(numpy_to_image(overlay, "rgb8", header))
+        t3 = time.perf_counter()
+        stamp_ns = header.stamp.sec * 1_000_000_000 + header.stamp.nanosec
+        timings = out.timings
+        self.stats.pair_processed(
+            {
+                "decode": t1 - t0,
+                "fuse": timings.get("prepare", 0.0) + timings.get("fuse", 0.0) + timings.get("finish", 0.0),
+                "segment": timings.get("segment", 0.0),
+                "publish": t3 - t2,
+                "end_to_end": (self.get_clock().now().nanoseconds - stamp_ns) / 1e9,
+            }
+        )
+
+    # ----- diagnostics ---------------------------------------------------------------------------
+
+    def _publish_diagnostics(self) -> None:
+        cfg, engine = self.config, self.engine
+        extra = {
+            "state": "active" if self._active else "inactive",
+            "synchroniser": self.synchroniser,
+            "sync_mode": cfg.sync_mode,
+            "sync_misses": str(self.sync_misses()),
+            "input_qos": self._qos_text(),
+            "segmentation": "on" if self._segmenter is not None else "off",
+            "device": str(engine.device) if engine is not None else "released",
+            "precision": cfg.precision,
+        }
+        if engine is not None and engine.device.type == "cuda":
+            extra["gpu_memory_allocated_mib"] = f"{torch.cuda.memory_allocated(engine.device) / 2**20:.1f}"
+            extra["gpu_memory_reserved_mib"] = f"{torch.cuda.memory_reserved(engine.device) / 2**20:.1f}"
+        else:
+            extra["gpu_memory_allocated_mib"] = "n/a (cpu)"
+        status = self.stats.status(
+            self.get_fully_qualified_name(),
+            extra["device"],
+            extra,
+            cfg.input_timeout,
+            self._qos_text(),
+            cfg.diagnostics_period,
+        )
+        if self._active:
+            for topic, since in self.stats.silent_inputs(cfg.input_timeout):
+                self.get_logger().warning(
+                    f"no message on {topic} for {since:.1f} s (subscriber QoS: {self._qos_text()})",
+                    throttle_duration_sec=10.0,
+                )
+        array = DiagnosticArray(status=[status])
+        array.header.stamp = self.get_clock().now().to_msg()
+        self._pubs["diagnostics"].publish(array)
+
+
+def main(
+    args: list[str] | None = None,
+    segmenter: nn.Module | None = None,
+    segmenter_card: dict[str, Any] | None = None,
+) -> int:
+    """Run the node until shutdown; exit status 1 when configuration fails, 2 for invalid parameters."""
+    rclpy.init(args=args)
+    node = None
+    try:
+        try:
+            node = SeaFusionNode(segmenter=segmenter, segmenter_card=segmenter_card)
+        except (ValueError, TypeError, ParameterException) as exc:
+            print(f"seafusion_node: invalid parameters: {exc}", file=sys.stderr)
+            return 2
+        if node.get_parameter("autostart").value:
+            if node.trigger_configure() != TransitionCallbackReturn.SUCCESS:
+                print("seafusion_node: configuration failed (see the error above)", file=sys.stderr)
+                return 1
+            if node.trigger_activate() != TransitionCallbackReturn.SUCCESS:
+                print("seafusion_node: activation failed (see the error above)", file=sys.stderr)
+                return 1
+        executor = SingleThreadedExecutor()
+        executor.add_node(node)
+        executor.spin()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        if node is not None:
+            node.stop()
+            node.destroy_node()
+        rclpy.try_shutdown()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

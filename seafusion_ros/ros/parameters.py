@@ -1,0 +1,234 @@
+"""The node's parameters: one table (name, default, description, range or choices) declared with ROS
+descriptors, read into a validated :class:`NodeConfig` on configure.
+
+ROS checks ranges itself when a value is set (also from a params file, at start-up); the choices and
+the cross-parameter rules are checked here, all problems reported together in one
+:class:`ParameterError`. Values are read on each configure transition.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
+from rclpy.node import Node
+
+from seafusion_ros.approximate_sync import SYNC_MODES
+from seafusion_ros.device import PRECISIONS
+from seafusion_ros.engine import NORMALIZATIONS
+from seafusion_ros.registration import REGISTRATION_MODES
+from seafusion_ros.thermal_gain import GAIN_MODES, ThermalGainConfig
+
+RELIABILITIES = ("best_effort", "reliable")
+OUTPUT_ENCODINGS = ("rgb8", "bgr8", "mono8")
+IDENTITY_HOMOGRAPHY = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0]
+
+
+class ParameterError(ValueError):
+    """Invalid parameter values; the message lists every problem."""
+
+
+@dataclass(frozen=True)
+class ParamSpec:
+    name: str
+    default: Any
+    description: str
+    choices: tuple[str, ...] = ()
+    low: float | None = None
+    high: float | None = None
+
+    def descriptor(self) -> ParameterDescriptor:
+        constraints = f"one of: {', '.join(self.choices)}" if self.choices else ""
+        desc = ParameterDescriptor(
+            name=self.name, description=self.description, additional_constraints=constraints
+        )
+        if self.low is not None and self.high is not None:
+            if isinstance(self.default, bool):
+                pass
+            elif isinstance(self.default, int):
+                desc.integer_range = [IntegerRange(from_value=int(self.low), to_value=int(self.high), step=0)]
+            elif isinstance(self.default, float):
+                desc.floating_point_range = [
+                    FloatingPointRange(from_value=float(self.low), to_value=float(self.high), step=0.0)
+                ]
+        return desc
+
+
+PARAMETERS: tuple[ParamSpec, ...] = (
+    ParamSpec(
+        "autostart", True, "configure and activate at start-up (false: wait for lifecycle transitions)"
+    ),
+    ParamSpec("device", "auto", "torch device: auto (CUDA if available, else CPU), cpu, cuda, cuda:N"),
+    ParamSpec("precision", "fp32", "inference precision", choices=PRECISIONS),
+    ParamSpec(
+        "normalize",
+        "none",
+        "output stretch: none (stable across frames) or minmax (per frame)",
+        choices=NORMALIZATIONS,
+    ),
+    ParamSpec("fusion_weights", "", "fusion checkpoint path; empty = the bundled default model"),
+    ParamSpec(
+        "segmentation_weights",
+        "",
+        "segmentation checkpoint path; empty = the bundled default if installed, else no mask/overlay",
+    ),
+    ParamSpec("torch_threads", 0, "CPU threads for torch; 0 = torch's default", low=0, high=256),
+    ParamSpec("warmup", True, "run one dummy frame when the models are loaded"),
+    ParamSpec("thermal_gain.mode", "percentile", "16-bit/float thermal to [0, 1]", choices=GAIN_MODES),
+    ParamSpec("thermal_gain.low_percentile", 1.0, "lower percentile of the gain window", low=0.0, high=100.0),
+    ParamSpec(
+        "thermal_gain.high_percentile", 99.0, "upper percentile of the gain window", low=0.0, high=100.0
+    ),
+    ParamSpec("thermal_gain.fixed_low", 0.0, "raw value mapped to 0 in fixed mode", low=-1e9, high=1e9),
+    ParamSpec("thermal_gain.fixed_high", 65535.0, "raw value mapped to 1 in fixed mode", low=-1e9, high=1e9),
+    ParamSpec(
+        "thermal_gain.smoothing", 0.0, "temporal smoothing of the gain window (0 = none)", low=0.0, high=0.999
+    ),
+    ParamSpec(
+        "registration.mode",
+        "none",
+        "thermal -> RGB warp: none (sizes must match), scale (stretch), homography",
+        choices=REGISTRATION_MODES,
+    ),
+    ParamSpec(
+        "registration.homography",
+        IDENTITY_HOMOGRAPHY,
+        "3x3 thermal -> RGB pixel homography, row-major (mode homography)",
+    ),
+    ParamSpec("registration.output_width", 0, "fused output width; 0 = RGB width", low=0, high=16384),
+    ParamSpec("registration.output_height", 0, "fused output height; 0 = RGB height", low=0, high=16384),
+    ParamSpec(
+        "sync.mode", "approximate", "pairing: approximate (within slop) or exact stamps", choices=SYNC_MODES
+    ),
+    ParamSpec("sync.queue_size", 10, "messages kept per input while waiting for a partner", low=1, high=1000),
+    ParamSpec(
+        "sync.slop", 0.05, "approximate sync: max stamp difference in seconds (strict)", low=0.0, high=10.0
+    ),
+    ParamSpec(
+        "sync.use_message_filters",
+        True,
+        "use message_filters when importable (else the built-in synchroniser, same behaviour)",
+    ),
+    ParamSpec("qos.reliability", "best_effort", "input subscriptions' reliability", choices=RELIABILITIES),
+    ParamSpec("qos.depth", 5, "input subscriptions' keep-last depth", low=1, high=1000),
+    ParamSpec("output.encoding", "rgb8", "fused image encoding", choices=OUTPUT_ENCODINGS),
+    ParamSpec("overlay.alpha", 0.5, "weight of the class colours in the overlay", low=0.0, high=1.0),
+    ParamSpec("outputs.fused", True, "publish fused/image"),
+    ParamSpec("outputs.mask", True, "publish segmentation/mask (needs a segmentation model)"),
+    ParamSpec("outputs.overlay", True, "publish segmentation/overlay (needs a segmentation model)"),
+    ParamSpec("diagnostics.period", 1.0, "seconds between /diagnostics messages", low=0.05, high=60.0),
+    ParamSpec(
+        "diagnostics.input_timeout",
+        3.0,
+        "warn when an input was silent this many seconds",
+        low=0.1,
+        high=3600.0,
+    ),
+)
+
+
+@dataclass(frozen=True)
+class NodeConfig:
+    """Validated parameter values, grouped as the ROS-free modules take them."""
+
+    autostart: bool
+    device: str
+    precision: str
+    normalize: str
+    fusion_weights: str
+    segmentation_weights: str
+    torch_threads: int
+    warmup: bool
+    thermal_gain: ThermalGainConfig
+    registration_mode: str
+    homography: tuple[float, ...]
+    output_size: tuple[int, int] | None
+    sync_mode: str
+    queue_size: int
+    slop_ns: int
+    use_message_filters: bool
+    reliability: str
+    depth: int
+    output_encoding: str
+    overlay_alpha: float
+    publish_fused: bool
+    publish_mask: bool
+    publish_overlay: bool
+    diagnostics_period: float
+    input_timeout: float
+
+
+def declare_parameters(node: Node) -> None:
+    """Declare every parameter with its descriptor (params-file values override the defaults)."""
+    node.declare_parameters("", [(spec.name, spec.default, spec.descriptor()) for spec in PARAMETERS])
+
+
+def config_from_values(values: dict[str, Any]) -> NodeConfig:
+    """Validate a name -> value mapping (missing names take the defaults) into a NodeConfig."""
+    specs = {spec.name: spec for spec in PARAMETERS}
+    unknown = sorted(set(values) - set(specs))
+    v = {name: values.get(name, spec.default) for name, spec in specs.items()}
+    problems = [f"unknown parameter {name!r}" for name in unknown]
+    for name, spec in specs.items():
+        if spec.choices and v[name] not in spec.choices:
+            problems.append(f"{name} = {v[name]!r} is not one of {', '.join(spec.choices)}")
+        elif spec.low is not None and not isinstance(v[name], bool) and not spec.low <= v[name] <= spec.high:
+            problems.append(f"{name} = {v[name]!r} is outside [{spec.low}, {spec.high}]")
+    thermal_gain = None
+    try:
+        thermal_gain = ThermalGainConfig(
+            mode=v["thermal_gain.mode"] if v["thermal_gain.mode"] in GAIN_MODES else "percentile",
+            low_percentile=v["thermal_gain.low_percentile"],
+            high_percentile=v["thermal_gain.high_percentile"],
+            fixed_low=v["thermal_gain.fixed_low"],
+            fixed_high=v["thermal_gain.fixed_high"],
+            smoothing=v["thermal_gain.smoothing"],
+        )
+    except ValueError as exc:
+        problems.append(str(exc))
+    homography = tuple(float(x) for x in v["registration.homography"])
+    if len(homography) != 9:
+        problems.append(f"registration.homography needs 9 values (3x3 row-major), got {len(homography)}")
+    width, height = v["registration.output_width"], v["registration.output_height"]
+    if (width == 0) != (height == 0):
+        problems.append(
+            f"registration.output_width and output_height must both be 0 (RGB size) or both set, "
+            f"got {width} x {height}"
+        )
+    if v["device"] != "auto" and not str(v["device"]).startswith(("cpu", "cuda")):
+        problems.append(f"device = {v['device']!r}: use auto, cpu, cuda or cuda:N")
+    if problems:
+        raise ParameterError("invalid parameters: " + "; ".join(problems))
+    return NodeConfig(
+        autostart=v["autostart"],
+        device=v["device"],
+        precision=v["precision"],
+        normalize=v["normalize"],
+        fusion_weights=v["fusion_weights"],
+        segmentation_weights=v["segmentation_weights"],
+        torch_threads=v["torch_threads"],
+        warmup=v["warmup"],
+        thermal_gain=thermal_gain,
+        registration_mode=v["registration.mode"],
+        homography=homography,
+        output_size=(height, width) if width else None,
+        sync_mode=v["sync.mode"],
+        queue_size=v["sync.queue_size"],
+        slop_ns=round(v["sync.slop"] * 1e9),
+        use_message_filters=v["sync.use_message_filters"],
+        reliability=v["qos.reliability"],
+        depth=v["qos.depth"],
+        output_encoding=v["output.encoding"],
+        overlay_alpha=v["overlay.alpha"],
+        publish_fused=v["outputs.fused"],
+        publish_mask=v["outputs.mask"],
+        publish_overlay=v["outputs.overlay"],
+        diagnostics_period=v["diagnostics.period"],
+        input_timeout=v["diagnostics.input_timeout"],
+    )
+
+
+def read_config(node: Node) -> NodeConfig:
+    """The node's current parameter values, validated."""
+    return config_from_values({spec.name: node.get_parameter(spec.name).value for spec in PARAMETERS})
