@@ -179,7 +179,10 @@ def plot_cdf(results: list[ItemResult], methods: list[str]) -> plt.Figure:
         ax.set_ylabel("pairs scoring ≤ x (%)", fontsize=8)
         ax.grid(True, alpha=0.3)
         ax.tick_params(labelsize=8)
-        ax.legend(fontsize=7, loc="lower right", title="mean", title_fontsize=7)
+        if ax.lines:
+            ax.legend(fontsize=7, loc="lower right", title="mean", title_fontsize=7)
+        else:
+            ax.text(0.5, 0.5, "undefined on every pair", ha="center", va="center", transform=ax.transAxes)
     for ax in axes.ravel()[len(METRIC_NAMES):]:
         ax.axis("off")
     n = len(scored(results))
