@@ -12,7 +12,7 @@ Getting ``H`` from a calibration (see :func:`homography_from_calibration`):
 
 * stereo calibration of the pair (intrinsics ``K_th``, ``K_rgb``; rotation ``R`` and translation ``t``
   from thermal to RGB camera coordinates, e.g. ``cv2.stereoCalibrate`` on a heated checkerboard) gives
-  ``H = K_rgb (R - t n^T / d) K_th^-1`` for the plane ``n^T X = d`` in thermal camera coordinates; for
+  ``H = K_rgb (R + t n^T / d) K_th^-1`` for the plane ``n^T X = d`` in thermal camera coordinates; for
   distant scenes use ``d = inf`` (``H = K_rgb R K_th^-1``);
 * or four or more matched points seen by both cameras: ``H, _ = cv2.findHomography(pts_th, pts_rgb)``.
 
@@ -38,7 +38,7 @@ def homography_from_calibration(
     plane_normal: Sequence[float] = (0, 0, 1),
     plane_distance: float = float("inf"),
 ) -> np.ndarray:
-    """Thermal -> RGB pixel homography ``K_rgb (R - t n^T / d) K_th^-1``, normalised so ``H[2, 2] = 1``.
+    """Thermal -> RGB pixel homography ``K_rgb (R + t n^T / d) K_th^-1``, normalised so ``H[2, 2] = 1``.
 
     rotation/translation take thermal camera coordinates to RGB camera coordinates (X_rgb = R X_th + t);
     the plane is ``n^T X_th = d`` (d in the unit of t; inf = scene at infinity, t ignored).
@@ -52,7 +52,7 @@ def homography_from_calibration(
             raise ValueError(f"plane distance must be positive, got {plane_distance}")
         t = np.asarray(translation, np.float64).reshape(3, 1)
         n = np.asarray(plane_normal, np.float64).reshape(1, 3)
-        planar = planar - t @ n / plane_distance
+        planar = planar + t @ n / plane_distance
     h = k_rgb @ planar @ np.linalg.inv(k_thermal)
     return h / h[2, 2]
 

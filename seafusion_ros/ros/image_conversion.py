@@ -72,7 +72,7 @@ def image_to_numpy(msg: Image, allowed: tuple[str, ...] = tuple(ENCODINGS)) -> n
     wire = dtype.newbyteorder(">" if msg.is_bigendian else "<")
     buffer = np.frombuffer(msg.data, dtype=np.uint8, count=msg.step * msg.height)
     rows = buffer.reshape(msg.height, msg.step)[:, : msg.width * channels * dtype.itemsize]
-    array = np.ascontiguousarray(rows).view(wire)
+    array = rows.copy().view(wire)  # a copy: the result never aliases the message buffer
     shape = (msg.height, msg.width) if channels == 1 else (msg.height, msg.width, channels)
     array = array.reshape(shape)
     if not wire.isnative:

@@ -1,0 +1,276 @@
+"""Helpers for the node tests: real node processes, a probe node on real DDS, message builders, and
+randomly initialised model files (test fixtures, meaningless weights, valid format).
+
+Isolation: every test session uses its own ROS domain (from the pid) and localhost-only discovery, so
+tests of other engineers running at the same time never see these topics.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import rclpy
+import torch
+from diagnostic_msgs.msg import DiagnosticArray
+from rclpy.context import Context
+from rclpy.executors import SingleThreadedExecutor
+from rclpy.node import Node
+from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+from sensor_msgs.msg import Image
+from std_msgs.msg import String
+
+from seafusion_ros.models.checkpoint import save_checkpoint
+from seafusion_ros.models.seafusion import seafusion
+from seafusion_ros.models.segmentation import ARCH, bisenet_lite, segmentation_card_fields
+from seafusion_ros.ros.image_conversion import numpy_to_image
+
+REPO = Path(__file__).resolve().parents[1]
+DOMAIN_ID = 1 + os.getpid() % 100
+TEST_CLASSES = ["background", "person", "bicycle", "car"]
+TEST_PALETTE = [[0, 0, 0], [220, 20, 60], [0, 128, 192], [250, 170, 30]]
+
+os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+
+
+def write_random_fusion_weights(path: Path) -> Path:
+    """A randomly initialised SeAFusion network in our checkpoint format (fast, valid, meaningless)."""
+    torch.manual_seed(0)
+    return save_checkpoint(path, seafusion(), "seafusion", {"name": "randomly initialised test fixture"})
+
+
+def random_segmenter():
+    """A small randomly initialised bisenet_lite (test fixture: class ids are meaningless)."""
+    torch.manual_seed(0)
+    return bisenet_lite(len(TEST_CLASSES), widths=(8, 8, 16, 16, 16), context=16).eval()
+
+
+def write_random_segmentation_weights(path: Path) -> Path:
+    """random_segmenter() saved so the node loads it through load_segmentation_model."""
+    model = random_segmenter()
+    card = {
+        "name": "randomly initialised test fixture",
+        "num_classes": len(TEST_CLASSES),
+        "classes": TEST_CLASSES,
+        "palette": TEST_PALETTE,
+        **segmentation_card_fields(model),
+    }
+    return save_checkpoint(path, model, ARCH, card)
+
+
+def stamp_ns(msg: Any) -> int:
+    return msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
+
+
+def image_msg(array: np.ndarray, encoding: str, stamp: int, frame_id: str = "") -> Image:
+    msg = numpy_to_image(array, encoding)
+    msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(int(stamp), 1_000_000_000)
+    msg.header.frame_id = frame_id
+    return msg
+
+
+def thermal_frame(height: int, width: int, seed: int) -> np.ndarray:
+    """14-bit-like radiometric counts: a warm blob on a gradient."""
+    rng = np.random.default_rng(seed)
+    ys, xs = np.mgrid[0:height, 0:width]
+    blob = 3000.0 * np.exp(-((xs - width / 2) ** 2 + (ys - height / 2) ** 2) / (0.05 * width * height))
+    return (7000 + 5 * xs + blob + rng.normal(0, 20, (height, width))).astype(np.uint16)
+
+
+def rgb_frame(height: int, width: int, seed: int) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 256, (height, width, 3), dtype=np.uint8)
+
+
+def node_command(*ros_args: str, module: str = "seafusion_ros.ros.node") -> list[str]:
+    return [sys.executable, "-m", module, "--ros-args", *ros_args]
+
+
+class NodeProcess:
+    """The real node in its own process, in this session's ROS domain; logs go to a file."""
+
+    def __init__(self, command: list[str], log_path: Path) -> None:
+        env = dict(
+            os.environ,
+            ROS_DOMAIN_ID=str(DOMAIN_ID),
+            ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST",
+            PYTHONUNBUFFERED="1",
+            RCUTILS_LOGGING_BUFFERED_STREAM="0",
+        )
+        self.log_path = log_path
+        self._log = open(log_path, "wb")  # noqa: SIM115 - closed in stop()
+        self.proc = subprocess.Popen(command, cwd=REPO, env=env, stdout=self._log, stderr=subprocess.STDOUT)
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def wait(self, timeout: float) -> int:
+        try:
+            return self.proc.wait(timeout)
+        finally:
+            self._log.flush()
+
+    def stop(self) -> None:
+        """SIGINT (clean shutdown), then SIGKILL if it does not exit."""
+        if self.alive():
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+        self._log.close()
+
+
+def sensor_qos(reliable: bool, depth: int) -> QoSProfile:
+    return QoSProfile(
+        history=HistoryPolicy.KEEP_LAST,
+        depth=depth,
+        reliability=ReliabilityPolicy.RELIABLE if reliable else ReliabilityPolicy.BEST_EFFORT,
+    )
+
+
+class Probe:
+    """A test-side node: publishes the camera streams, records outputs and /diagnostics.
+
+    Runs in its own rclpy context (this session's domain) with a background executor thread.
+    """
+
+    OUTPUTS = {"fused": "fused/image", "mask": "segmentation/mask", "overlay": "segmentation/overlay"}
+
+    def __init__(
+        self,
+        namespace: str = "",
+        reliable: bool = True,
+        depth: int = 100,
+        outputs: tuple[str, ...] = ("fused", "mask", "overlay"),
+        context: Context | None = None,
+    ) -> None:
+        self.own_context = context is None
+        self.context = context or Context()
+        if self.own_context:
+            rclpy.init(context=self.context, domain_id=DOMAIN_ID)
+        self.node = Node("seafusion_test_probe", namespace=namespace or "/", context=self.context)
+        qos = sensor_qos(reliable, depth)
+        self.thermal_pub = self.node.create_publisher(Image, "thermal/image_raw", qos)
+        self.rgb_pub = self.node.create_publisher(Image, "rgb/image_raw", qos)
+        self._lock = threading.Lock()
+        self.received: dict[str, list[Image]] = {name: [] for name in self.OUTPUTS}
+        self.diagnostics: list[dict[str, str]] = []
+        self.classes: list[dict[str, Any]] = []
+        reliable_out = sensor_qos(True, 100)
+        self.output_subs = {
+            name: self.node.create_subscription(Image, self.OUTPUTS[name], self._recorder(name), reliable_out)
+            for name in outputs
+        }
+        self._subs = list(self.output_subs.values())
+        latched = QoSProfile(
+            history=HistoryPolicy.KEEP_LAST,
+            depth=1,
+            reliability=ReliabilityPolicy.RELIABLE,
+            durability=DurabilityPolicy.TRANSIENT_LOCAL,
+        )
+        self._subs.append(
+            self.node.create_subscription(String, "segmentation/classes", self._on_classes, latched)
+        )
+        self._subs.append(self.node.create_subscription(DiagnosticArray, "/diagnostics", self._on_diag, 50))
+        self.executor = SingleThreadedExecutor(context=self.context)
+        self.executor.add_node(self.node)
+        self._running = True
+        self._thread = threading.Thread(target=self._spin, daemon=True)
+        self._thread.start()
+
+    def _spin(self) -> None:
+        while self._running:
+            self.executor.spin_once(timeout_sec=0.05)
+
+    def _recorder(self, name: str) -> Callable[[Image], None]:
+        def record(msg: Image) -> None:
+            with self._lock:
+                self.received[name].append(msg)
+
+        return record
+
+    def _on_classes(self, msg: String) -> None:
+        with self._lock:
+            self.classes.append(json.loads(msg.data))
+
+    def _on_diag(self, msg: DiagnosticArray) -> None:
+        with self._lock:
+            for status in msg.status:
+                if "seafusion_node" in status.name:
+                    values = {kv.key: kv.value for kv in status.values}
+                    values.update(_name=status.name, _level=str(ord(status.level)), _message=status.message)
+                    self.diagnostics.append(values)
+
+    def outputs(self, name: str) -> list[Image]:
+        with self._lock:
+            return list(self.received[name])
+
+    def latest_diagnostics(self, node_name: str | None = None) -> dict[str, str] | None:
+        with self._lock:
+            for values in reversed(self.diagnostics):
+                if node_name is None or values["_name"] == node_name:
+                    return values
+        return None
+
+    def counter(self, key: str, node_name: str | None = None) -> int:
+        diag = self.latest_diagnostics(node_name)
+        return int(diag[key]) if diag is not None and key in diag else -1
+
+    def wait_for(self, condition: Callable[[], bool], timeout: float, what: str) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if condition():
+                return
+            time.sleep(0.05)
+        raise AssertionError(
+            f"timed out after {timeout:.0f} s waiting for {what}; last diagnostics: "
+            f"{self.latest_diagnostics()}"
+        )
+
+    def wait_for_node(self, timeout: float = 90.0) -> None:
+        """Until the node's inputs are matched and it reports diagnostics (it is active)."""
+        self.wait_for(
+            lambda: (
+                self.thermal_pub.get_subscription_count() > 0
+                and self.rgb_pub.get_subscription_count() > 0
+                and (self.latest_diagnostics() or {}).get("state") == "active"
+            ),
+            timeout,
+            "the node to be discovered and active",
+        )
+
+    def wait_for_outputs_matched(self, outputs: tuple[str, ...], timeout: float = 30.0) -> None:
+        """Until every output subscription sees the node's publisher (so the node sees us)."""
+        subs = [self.output_subs[name] for name in outputs]
+        self.wait_for(
+            lambda: all(sub.get_publisher_count() > 0 for sub in subs),
+            timeout,
+            f"output publishers {outputs}",
+        )
+
+    def publish(self, thermal: Image | None, rgb: Image | None) -> None:
+        if thermal is not None:
+            self.thermal_pub.publish(thermal)
+        if rgb is not None:
+            self.rgb_pub.publish(rgb)
+
+    def close(self) -> None:
+        self._running = False
+        self._thread.join(timeout=5)
+        self.executor.shutdown(timeout_sec=1.0)
+        self.node.destroy_node()
+        if self.own_context:
+            self.context.try_shutdown()
