@@ -62,6 +62,21 @@ def read_image(path: str | os.PathLike, color: bool) -> np.ndarray:
     return image
 
 
+def read_visible(path: str | os.PathLike) -> np.ndarray:
+    """Read a visible image as H x W gray or H x W x 3 BGR uint8 (alpha dropped).
+
+    Raises ValueError for undecodable files and for bit depths other than 8.
+    """
+    image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if image is None:
+        raise ValueError(f"cannot decode image file {path}")
+    if image.dtype != np.uint8:
+        raise ValueError(f"visible image {path} is {image.dtype}; 8-bit gray or colour expected")
+    if image.ndim == 3 and image.shape[2] == 4:
+        image = cv2.cvtColor(image, cv2.COLOR_BGRA2BGR)
+    return image
+
+
 def write_image_atomic(path: str | os.PathLike, image: np.ndarray) -> Path:
     """Encode to a temporary file in the target folder, then rename: never a half-written image."""
     path = Path(path)

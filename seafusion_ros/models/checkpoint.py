@@ -106,7 +106,7 @@ def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
         raise CheckpointError(f"checkpoint not found: {path}")
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - any unpickling failure is a bad file for the user
+    except Exception as exc:
         raise CheckpointError(f"{path}: not a loadable weights-only PyTorch checkpoint ({exc})") from exc
     if is_released_state_dict(obj):
         return {

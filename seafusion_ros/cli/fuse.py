@@ -1,0 +1,87 @@
+"""seafusion-fuse: fuse every infrared/visible pair of two folders (matched by file stem) into PNGs."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from tqdm import tqdm
+
+from seafusion_ros.device import PRECISIONS
+from seafusion_ros.engine import NORMALIZATIONS, FusionEngine
+from seafusion_ros.image_pairs import match_pairs, read_image, read_visible, write_image_atomic
+from seafusion_ros.models.checkpoint import CheckpointError
+from seafusion_ros.thermal_gain import GAIN_MODES, ThermalGainConfig
+
+
+def add_engine_arguments(p: argparse.ArgumentParser) -> None:
+    """The engine options every fusing CLI shares."""
+    p.add_argument("--weights", type=Path, default=None,
+                   help="fusion checkpoint: the authors' released .pth or our own format (default: bundled model)")
+    p.add_argument("--device", default="auto", help="auto (CUDA if available, else CPU), cpu, cuda, cuda:N")
+    p.add_argument("--precision", default="fp32", choices=PRECISIONS, help="fp16 needs CUDA")
+    p.add_argument("--normalize", default="none", choices=NORMALIZATIONS,
+                   help="none: stable across frames; minmax: the authors' per-image stretch")
+    p.add_argument("--gain", default="percentile", choices=GAIN_MODES,
+                   help="thermal gain for 16-bit/float infrared (8-bit is used as is)")
+    p.add_argument("--gain-percentiles", type=float, nargs=2, default=(1.0, 99.0), metavar=("LOW", "HIGH"))
+    p.add_argument("--gain-range", type=float, nargs=2, default=(0.0, 65535.0), metavar=("LOW", "HIGH"),
+                   help="raw window for --gain fixed")
+
+
+def engine_from_args(args: argparse.Namespace) -> FusionEngine:
+    gain = ThermalGainConfig(mode=args.gain, low_percentile=args.gain_percentiles[0],
+                             high_percentile=args.gain_percentiles[1], fixed_low=args.gain_range[0],
+                             fixed_high=args.gain_range[1])
+    return FusionEngine(args.weights, device=args.device, precision=args.precision, normalize=args.normalize,
+                        thermal_gain=gain)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="seafusion-fuse",
+        description="Fuse every infrared/visible pair of two folders, matched by file stem, into OUT/STEM.png. "
+                    "Each image is written to a temporary name and renamed, so OUT never holds a partial file. "
+                    "Pairs that cannot be fused are listed with the reason at the end (exit status 1).",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--ir", required=True, type=Path, help="folder of infrared images (8/16-bit gray)")
+    p.add_argument("--vis", required=True, type=Path, help="folder of visible images (8-bit gray or colour)")
+    p.add_argument("--out", required=True, type=Path, help="output folder for the fused PNGs")
+    add_engine_arguments(p)
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    try:
+        listing = match_pairs(args.ir, args.vis)
+        engine = engine_from_args(args)
+    except (ValueError, FileNotFoundError) as exc:  # CheckpointError is a ValueError
+        print(f"seafusion-fuse: error: {exc}", file=sys.stderr)
+        return 2
+    failed: list[tuple[str, str]] = []
+    fused = 0
+    for pair in tqdm(listing.pairs, desc="fusing", unit="pair", disable=args.no_progress):
+        try:
+            ir = read_image(pair.ir, color=False)
+            vis = read_visible(pair.visible)
+            out = engine.fuse(ir, vis, visible_order="bgr", output_order="bgr")
+        except (ValueError, CheckpointError) as exc:
+            failed.append((pair.stem, str(exc)))
+            continue
+        write_image_atomic(args.out / f"{pair.stem}.png", out.image if vis.ndim == 3 else out.image[:, :, 0])
+        fused += 1
+    for stem, reason in listing.skipped:
+        print(f"skipped {stem}: {reason}", file=sys.stderr)
+    for stem, reason in failed:
+        print(f"failed {stem}: {reason}", file=sys.stderr)
+    print(f"fused {fused} pair(s) into {args.out}; {len(listing.skipped)} unmatched, {len(failed)} failed")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

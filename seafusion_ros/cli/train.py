@@ -1,0 +1,93 @@
+"""seafusion-train: train the SeAFusion fusion network with the content loss.
+
+``--joint`` hands over to the joint adaptive (fusion + segmentation) training.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import shlex
+import sys
+from pathlib import Path
+
+import torch
+
+from seafusion_ros.device import resolve_device
+from seafusion_ros.models.seafusion import seafusion
+from seafusion_ros.training.fusion_trainer import FusionTrainConfig, FusionTrainer
+from seafusion_ros.training.msrs_split import VALIDATION_FRAME_RANGES
+from seafusion_ros.training.pair_dataset import PairCropDataset, select_pairs
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="seafusion-train",
+        description="Train the SeAFusion fusion network (content loss: intensity + alpha x texture) on aligned "
+                    "infrared/visible pairs in DATA/ir and DATA/vi. MSRS-named data is split by frame number "
+                    "and the validation frames are never trained on. Use --joint for the joint adaptive "
+                    "fusion + segmentation training (all further arguments go to it).",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--data", required=True, type=Path, help="folder with ir/ and vi/ subfolders")
+    p.add_argument("--out", required=True, type=Path, help="run folder: last.pt, history.jsonl, model.pt")
+    p.add_argument("--epochs", type=int, default=10)
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--crop", type=int, default=128, help="random square crop size in pixels")
+    p.add_argument("--crops-per-image", type=int, default=4, help="crops drawn from each pair per epoch")
+    p.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate")
+    p.add_argument("--lr-decay", type=float, default=0.75, help="learning-rate factor per epoch")
+    p.add_argument("--alpha", type=float, default=10.0, help="texture loss weight")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    p.add_argument("--threads", type=int, default=0, help="CPU threads for torch (0 = torch default)")
+    p.add_argument("--resume", type=Path, help="continue from a last.pt of an interrupted run")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar (logs one line per epoch)")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if "--joint" in argv:
+        from seafusion_ros.cli.train_joint import main as joint_main
+
+        argv.remove("--joint")
+        return joint_main(argv)
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    torch.manual_seed(args.seed)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    try:
+        device = resolve_device(args.device)
+        train_pairs = select_pairs(args.data, "train")
+        val_pairs = select_pairs(args.data, "val")
+        dataset = PairCropDataset(train_pairs, args.crop, args.batch_size, args.crops_per_image, args.seed)
+        validation = None
+        if val_pairs:
+            validation = PairCropDataset(val_pairs, 2 * args.crop, args.batch_size, 1, seed=12345, drop_last=False)
+    except (ValueError, FileNotFoundError) as exc:
+        print(f"seafusion-train: error: {exc}", file=sys.stderr)
+        return 2
+    command = "seafusion-train " + shlex.join(argv)
+    card = {
+        "name": "SeAFusion fusion network, content loss",
+        "architecture": "SeAFusion fusion network (Tang et al. 2022), 166,657 parameters",
+        "training_data": {"root": str(args.data), "train_pairs": len(train_pairs), "val_pairs": len(val_pairs),
+                          "validation_frames": [list(r) for r in VALIDATION_FRAME_RANGES]},
+        "training_command": command,
+        "loss": f"L_int + {args.alpha} x L_tex (reference section 3)",
+    }
+    trainer = FusionTrainer(seafusion(), dataset, FusionTrainConfig(args.epochs, args.lr, args.lr_decay, args.alpha),
+                            args.out, device, validation, card)
+    if args.resume:
+        trainer.resume(args.resume)
+    print(f"training on {len(train_pairs)} pairs ({len(dataset)} batches/epoch), validating on {len(val_pairs)}, "
+          f"device {device}", flush=True)
+    trainer.train(progress=not args.no_progress)
+    out = trainer.export(args.out / "model.pt")
+    print(f"wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,124 @@
+"""Training the fusion network with the content loss: Adam, per-epoch decay, checkpoints, resume.
+
+Every epoch writes ``last.pt`` (weights, optimiser, scheduler, history: enough to resume exactly)
+and appends a line to ``history.jsonl``; the run ends with ``model.pt``, the weights plus a model
+card saying how they were made. All files are written atomically.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from seafusion_ros.colour import rgb_to_y
+from seafusion_ros.models.checkpoint import read_checkpoint, save_checkpoint
+from seafusion_ros.training.content_loss import DEFAULT_ALPHA, content_loss
+from seafusion_ros.training.pair_dataset import PairBatch, PairCropDataset
+
+
+@dataclass(frozen=True)
+class FusionTrainConfig:
+    epochs: int = 10
+    lr: float = 1e-3
+    lr_decay: float = 0.75
+    alpha: float = DEFAULT_ALPHA
+
+
+class FusionTrainer:
+    """Runs epochs over a PairCropDataset; ``validation`` (optional) is scored with the same loss."""
+
+    def __init__(self, model: nn.Module, dataset: PairCropDataset, config: FusionTrainConfig, out_dir: Path,
+                 device: torch.device, validation: PairCropDataset | None = None,
+                 model_card: dict[str, Any] | None = None, log: Callable[[str], None] = print) -> None:
+        self.model = model.to(device)
+        self.dataset, self.validation, self.config = dataset, validation, config
+        self.out_dir, self.device, self.log = Path(out_dir), device, log
+        self.model_card = dict(model_card or {})
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.lr)
+        self.scheduler = torch.optim.lr_scheduler.ExponentialLR(self.optimizer, gamma=config.lr_decay)
+        self.epoch = 0
+        self.history: list[dict[str, float]] = []
+
+    def resume(self, path: Path) -> None:
+        """Continue from a ``last.pt`` written by this trainer."""
+        state = read_checkpoint(path)
+        if "optimizer" not in state:
+            raise ValueError(f"{path} holds weights only; --resume needs a training checkpoint (last.pt)")
+        self.model.load_state_dict(state["state_dict"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.epoch = int(state["epoch"])
+        self.history = list(state.get("history", []))
+        self.log(f"resumed from {path} after epoch {self.epoch}")
+
+    def _loss(self, batch: PairBatch) -> tuple[torch.Tensor, dict[str, float]]:
+        vis_y = rgb_to_y(batch.visible.to(self.device))
+        ir = batch.infrared.to(self.device)
+        return content_loss(self.model(vis_y, ir), vis_y, ir, self.config.alpha)
+
+    def _validate(self) -> float | None:
+        if self.validation is None:
+            return None
+        self.model.eval()
+        total, count = 0.0, 0
+        with torch.inference_mode():
+            for batch in self.validation.batches(epoch=0):
+                total += float(self._loss(batch)[0]) * len(batch.visible)
+                count += len(batch.visible)
+        self.model.train()
+        return total / count if count else None
+
+    def train(self, progress: bool = True) -> list[dict[str, float]]:
+        self.model.train()
+        while self.epoch < self.config.epochs:
+            started = time.perf_counter()
+            sums = {"loss": 0.0, "intensity": 0.0, "texture": 0.0}
+            bar = tqdm(self.dataset.batches(self.epoch), total=len(self.dataset), disable=not progress,
+                       desc=f"epoch {self.epoch + 1}/{self.config.epochs}", leave=False)
+            for step, batch in enumerate(bar, start=1):
+                loss, parts = self._loss(batch)
+                self.optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                self.optimizer.step()
+                sums["loss"] += float(loss.detach())
+                for key, value in parts.items():
+                    sums[key] += value
+                bar.set_postfix(loss=f"{sums['loss'] / step:.4f}")
+            self.scheduler.step()
+            self.epoch += 1
+            record = {"epoch": self.epoch, **{k: v / max(len(self.dataset), 1) for k, v in sums.items()},
+                      "lr": self.optimizer.param_groups[0]["lr"], "seconds": time.perf_counter() - started}
+            val = self._validate()
+            if val is not None:
+                record["val_loss"] = val
+            self.history.append(record)
+            self._save_epoch(record)
+            self.log(json.dumps(record))
+        return self.history
+
+    def _save_epoch(self, record: dict[str, float]) -> None:
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        save_checkpoint(self.out_dir / "last.pt", self.model, "seafusion", self.model_card, extra={
+            "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
+            "epoch": self.epoch, "history": self.history, "config": asdict(self.config)})
+        with open(self.out_dir / "history.jsonl", "a", encoding="utf-8") as handle:
+            handle.write(json.dumps(record) + "\n")
+
+    def export(self, path: Path, extra_card: dict[str, Any] | None = None) -> Path:
+        """Weights plus model card (no optimiser state): what ships and what ``--weights`` loads."""
+        card = {**self.model_card, **(extra_card or {}),
+                "training": {"config": asdict(self.config), "epochs_run": self.epoch, "history": self.history,
+                             "hardware": f"{platform.processor() or platform.machine()}, "
+                                         f"{torch.get_num_threads()} threads, device {self.device}",
+                             "torch": str(torch.__version__),
+                             "training_seconds": round(sum(h["seconds"] for h in self.history), 1)}}
+        return save_checkpoint(path, self.model, "seafusion", card)

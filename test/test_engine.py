@@ -1,0 +1,102 @@
+"""The inference engine: input validation, colour orders, thermal formats, normalisation."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pytest
+
+from seafusion_ros.engine import FusionEngine
+from seafusion_ros.synthetic_scene import render_frame
+from seafusion_ros.thermal_gain import ThermalGainConfig
+
+
+@pytest.fixture
+def engine(random_fusion_weights):
+    return FusionEngine(random_fusion_weights, device="cpu")
+
+
+@pytest.fixture
+def frame():
+    return render_frame(0, 96, 128)
+
+
+def test_device_auto_logs_its_choice(random_fusion_weights, caplog):
+    with caplog.at_level(logging.INFO, logger="seafusion_ros"):
+        engine = FusionEngine(random_fusion_weights, device="auto")
+    assert engine.device.type == "cpu"  # no CUDA on the CI machine
+    assert "using device cpu" in caplog.text
+
+
+def test_output_shapes_and_types(engine, frame):
+    out = engine.fuse(frame.thermal, frame.rgb)
+    assert out.image.shape == (96, 128, 3) and out.image.dtype == np.uint8
+    assert out.luminance.shape == (96, 128) and out.luminance.dtype == np.float32
+    assert out.mask is None
+    assert set(out.timings) == {"prepare", "fuse", "finish"}
+
+
+def test_bgr_input_and_output_orders_are_consistent(engine, frame):
+    rgb_out = engine.fuse(frame.thermal, frame.rgb).image
+    bgr_in = np.ascontiguousarray(frame.rgb[:, :, ::-1])
+    bgr_out = engine.fuse(frame.thermal, bgr_in, visible_order="bgr", output_order="bgr").image
+    np.testing.assert_array_equal(bgr_out[:, :, ::-1], rgb_out)
+
+
+def test_gray_visible_gives_gray_output(engine, frame):
+    gray = frame.rgb.mean(axis=2).astype(np.uint8)
+    out = engine.fuse(frame.thermal, gray).image
+    assert np.abs(out[:, :, 0].astype(int) - out[:, :, 2].astype(int)).max() <= 1
+
+
+def test_thermal_formats_agree_after_gain(engine, frame):
+    """A 14-bit frame, the same frame as float32 and its 8-bit rendering fuse to nearly the same image."""
+    fixed = FusionEngine(engine.weights_path, device="cpu",
+                         thermal_gain=ThermalGainConfig(mode="fixed", fixed_low=6000, fixed_high=14000))
+    as_u16 = fixed.fuse(frame.thermal, frame.rgb).luminance
+    as_f32 = fixed.fuse(frame.thermal.astype(np.float32), frame.rgb).luminance
+    as_u8 = fixed.fuse(np.round((frame.thermal.astype(np.float32) - 6000) / 8000 * 255).astype(np.uint8),
+                       frame.rgb).luminance
+    np.testing.assert_allclose(as_u16, as_f32, atol=1e-6)
+    assert np.abs(as_u16 - as_u8).max() < 0.02
+
+
+def test_minmax_stretches_to_full_range(random_fusion_weights, frame):
+    out = FusionEngine(random_fusion_weights, device="cpu", normalize="minmax").fuse(frame.thermal, frame.rgb)
+    assert out.image.min() == 0 and out.image.max() == 255
+
+
+@pytest.mark.parametrize("ir, vis, message", [
+    (np.zeros((96, 128), np.uint16), np.zeros((90, 128, 3), np.uint8), "sizes differ"),
+    (np.zeros((96, 128), np.int32), np.zeros((96, 128, 3), np.uint8), "dtype must be uint8, uint16 or float32"),
+    (np.zeros((96, 128), np.uint8), np.zeros((96, 128, 3), np.float32), "visible image dtype must be uint8"),
+    (np.zeros((0, 128), np.uint8), np.zeros((0, 128, 3), np.uint8), "empty"),
+    (np.full((96, 128), np.nan, np.float32), np.zeros((96, 128, 3), np.uint8), "NaN or infinite"),
+    (np.zeros((96, 128, 3), np.uint8), np.zeros((96, 128, 3), np.uint8), "single-channel"),
+    (np.zeros((96, 128), np.uint8), np.zeros((96, 128, 4), np.uint8), "H x W x 3"),
+    ([[0]], np.zeros((1, 1, 3), np.uint8), "numpy array"),
+])
+def test_bad_input_raises_value_error_naming_the_problem(engine, ir, vis, message):
+    with pytest.raises(ValueError, match=message):
+        engine.fuse(ir, vis)
+
+
+def test_bad_options_are_rejected(random_fusion_weights):
+    with pytest.raises(ValueError, match="normalize"):
+        FusionEngine(random_fusion_weights, device="cpu", normalize="auto")
+    with pytest.raises(ValueError, match="fp16 needs a CUDA device"):
+        FusionEngine(random_fusion_weights, device="cpu", precision="fp16")
+    with pytest.raises(ValueError, match="unknown device"):
+        FusionEngine(random_fusion_weights, device="tpu:banana")
+
+
+def test_segment_without_model_is_refused(engine, frame):
+    with pytest.raises(ValueError, match="no segmentation model"):
+        engine.fuse(frame.thermal, frame.rgb, segment=True)
+
+
+def test_bf16_is_close_to_fp32(random_fusion_weights, frame):
+    fp32 = FusionEngine(random_fusion_weights, device="cpu").fuse(frame.thermal, frame.rgb).image
+    bf16 = FusionEngine(random_fusion_weights, device="cpu", precision="bf16").fuse(frame.thermal, frame.rgb).image
+    assert np.abs(fp32.astype(int) - bf16.astype(int)).max() <= 8

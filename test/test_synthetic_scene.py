@@ -1,0 +1,34 @@
+"""The embedded synthetic night scene: formats, determinism, and that each camera sees what it should."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from seafusion_ros.synthetic_scene import render_frame
+
+
+def test_formats_and_determinism():
+    a, b = render_frame(3), render_frame(3)
+    assert a.thermal.dtype == np.uint16 and a.thermal.shape == (480, 640)
+    assert a.rgb.dtype == np.uint8 and a.rgb.shape == (480, 640, 3)
+    assert a.thermal.max() < 2**14  # 14-bit radiometric counts in a 16-bit container
+    np.testing.assert_array_equal(a.thermal, b.thermal)
+    np.testing.assert_array_equal(a.rgb, b.rgb)
+
+
+def test_pedestrian_is_warm_in_thermal_and_dark_in_rgb():
+    frame = render_frame(0)
+    x0, y0, x1, y1 = frame.pedestrian_box
+    person = frame.thermal[y0:y1, x0:x1]
+    assert person.max() > np.percentile(frame.thermal, 95)
+    assert frame.rgb.mean() < 40  # a night scene
+
+
+def test_pedestrian_walks():
+    assert render_frame(10).pedestrian_box[0] > render_frame(0).pedestrian_box[0]
+
+
+def test_tiny_size_is_refused():
+    with pytest.raises(ValueError, match="at least 32 x 32"):
+        render_frame(0, 16, 16)
