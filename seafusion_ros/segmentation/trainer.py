@@ -1,0 +1,171 @@
+"""Training the segmentation network (reference §4): SGD with momentum 0.9, weight decay 5e-4, linear
+warm-up then poly decay (power 0.9), heads at 10x the backbone's learning rate, OHEM main + 0.1 aux.
+
+Each epoch appends one JSON line to ``log.jsonl`` (loss, learning rate, validation mIoU and per-class
+IoU, seconds) and rewrites ``last.pt`` (weights, optimiser, epoch) atomically; ``resume=True`` continues
+from it. Augmentation and shuffling are seeded per epoch, so a resumed run sees the same batches.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+from seafusion_ros.metrics.segmentation_metrics import ConfusionAccumulator
+from seafusion_ros.models.checkpoint import (
+    CheckpointError,
+    load_state_dict_strict,
+    read_checkpoint,
+    save_checkpoint,
+)
+from seafusion_ros.models.segmentation import ARCH, BiSeNetLite, segmentation_card_fields
+from seafusion_ros.segmentation.ohem_loss import SemanticLoss
+from seafusion_ros.segmentation.segmentation_data import SegmentationDataset
+
+LAST = "last.pt"
+FINAL = "segmentation.pt"
+LOG = "log.jsonl"
+
+
+@dataclass
+class SegmentationTrainConfig:
+    epochs: int = 80
+    batch_size: int = 8
+    lr: float = 0.01
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    warmup_iters: int = 100
+    warmup_start: float = 0.1
+    power: float = 0.9
+    head_lr_multiplier: float = 10.0
+    aux_weight: float = 0.1
+    seed: int = 0
+    device: str = "cpu"
+    progress: bool = True
+
+
+def learning_rate_factor(iteration: int, total: int, config: SegmentationTrainConfig) -> float:
+    """Linear warm-up from ``warmup_start`` to 1, then poly decay to 0 at ``total``."""
+    warmup = min(config.warmup_iters, max(0, total - 1))
+    if iteration < warmup:
+        return config.warmup_start + (1 - config.warmup_start) * iteration / warmup
+    return max(0.0, 1 - (iteration - warmup) / max(1, total - warmup)) ** config.power
+
+
+def make_optimizer(model: BiSeNetLite, config: SegmentationTrainConfig) -> torch.optim.SGD:
+    heads = model.head_parameters()
+    return torch.optim.SGD(
+        [{"params": list(model.backbone.parameters()), "lr_scale": 1.0},
+         {"params": heads, "lr_scale": config.head_lr_multiplier}],
+        lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay,
+    )
+
+
+@torch.no_grad()
+def evaluate(model: BiSeNetLite, dataset: SegmentationDataset, device: str = "cpu",
+             batch_size: int = 4) -> dict[str, Any]:
+    """mIoU and per-class IoU of the argmax prediction over a dataset (255 ignored)."""
+    was_training = model.training
+    model.eval()
+    confusion = ConfusionAccumulator(model.num_classes)
+    for images, masks in DataLoader(dataset, batch_size=batch_size, shuffle=False):
+        confusion.update(model(images.to(device)).argmax(1).cpu().numpy(), masks.numpy())
+    model.train(was_training)
+    scores = confusion.scores()
+    return {"miou": scores.miou, "iou": scores.iou}
+
+
+def _append_log(path: Path, record: dict[str, Any]) -> None:
+    with open(path, "a") as handle:
+        handle.write(json.dumps(record) + "\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def train_segmentation(model: BiSeNetLite, train_set: SegmentationDataset,
+                       val_set: SegmentationDataset | None, config: SegmentationTrainConfig,
+                       out_dir: str | os.PathLike, model_card: dict[str, Any],
+                       resume: bool = False, stop_after_epoch: int | None = None) -> list[dict[str, Any]]:
+    """Train in place; writes ``last.pt`` per epoch and ``segmentation.pt`` (with the final validation
+    numbers in its model card) at the end. Returns the per-epoch log records.
+
+    ``stop_after_epoch`` ends this call early (``last.pt`` written, no ``segmentation.pt``), for time-sliced
+    training on a shared CPU: a later call with ``resume=True`` continues on the same schedule.
+    """
+    missing = [k for k in ("classes", "palette") if k not in model_card]
+    if missing:
+        raise ValueError(f"model_card lacks {missing}: the checkpoint must say what its classes are")
+    if len(model_card["classes"]) != model.num_classes:
+        raise ValueError(f"model_card names {len(model_card['classes'])} classes, the model has {model.num_classes}")
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    device = torch.device(config.device)
+    model.to(device)
+    optimizer = make_optimizer(model, config)
+    criterion = SemanticLoss(aux_weight=config.aux_weight)
+    history: list[dict[str, Any]] = []
+    start_epoch = 0
+    if resume:
+        if not (out_dir / LAST).is_file():
+            raise CheckpointError(f"--resume: no {LAST} in {out_dir}")
+        state = read_checkpoint(out_dir / LAST)
+        if state.get("arch") != ARCH:
+            raise CheckpointError(f"{out_dir / LAST}: not a {ARCH} checkpoint")
+        load_state_dict_strict(model, state["state_dict"], str(out_dir / LAST))
+        optimizer.load_state_dict(state["optimizer"])
+        start_epoch = int(state["epoch"])
+        history = list(state.get("history", []))
+    elif (out_dir / LAST).exists():
+        raise FileExistsError(f"{out_dir / LAST} exists: pass resume=True or choose an empty output folder")
+    (out_dir / LOG).touch()
+    steps_per_epoch = -(-len(train_set) // config.batch_size)
+    total = steps_per_epoch * config.epochs
+    card = {**model_card, **segmentation_card_fields(model), "train_config": asdict(config)}
+    end_epoch = config.epochs if stop_after_epoch is None else min(config.epochs, stop_after_epoch)
+    for epoch in range(start_epoch, end_epoch):
+        started = time.perf_counter()
+        model.train()
+        train_set.set_epoch(epoch)
+        loader = DataLoader(train_set, batch_size=config.batch_size, shuffle=True, drop_last=False,
+                            generator=torch.Generator().manual_seed(config.seed * 1000 + epoch))
+        losses = []
+        bar = tqdm(loader, desc=f"segmentation epoch {epoch + 1}/{config.epochs}",
+                   disable=not config.progress, leave=False)
+        for step, (images, masks) in enumerate(bar):
+            factor = learning_rate_factor(epoch * steps_per_epoch + step, total, config)
+            for group in optimizer.param_groups:
+                group["lr"] = config.lr * factor * group["lr_scale"]
+            main, aux = model(images.to(device))
+            loss = criterion(main, aux, masks.to(device))
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            losses.append(float(loss.detach()))
+            bar.set_postfix(loss=f"{losses[-1]:.3f}")
+        seconds = round(time.perf_counter() - started, 2)
+        record: dict[str, Any] = {"epoch": epoch + 1, "loss": float(np.mean(losses)),
+                                  "lr": config.lr * factor, "seconds": seconds}
+        if val_set is not None:
+            record.update({f"val_{k}": v for k, v in evaluate(model, val_set, config.device).items()})
+        history.append(record)
+        _append_log(out_dir / LOG, record)
+        save_checkpoint(out_dir / LAST, model, ARCH, card,
+                        extra={"optimizer": optimizer.state_dict(), "epoch": epoch + 1, "history": history})
+        if config.progress:
+            tqdm.write(json.dumps(record))
+    if end_epoch < config.epochs:
+        return history
+    final_card = dict(card)
+    if history and "val_miou" in history[-1]:
+        final_card["validation"] = {"miou": history[-1]["val_miou"], "iou": history[-1]["val_iou"]}
+    save_checkpoint(out_dir / FINAL, model.eval(), ARCH, final_card)
+    return history
