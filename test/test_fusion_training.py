@@ -57,6 +57,8 @@ def test_short_real_training_lowers_the_loss_and_resumes(msrs_dev, tmp_path):
     model, card = load_fusion_model(run / "model.pt")
     assert card["training_data"]["train_pairs"] == 3 and card["training_data"]["val_pairs"] == 1
     assert card["training_command"].startswith("seafusion-train --data")
+    assert "--epochs 2" in card["training_command"]
+    assert "--resume" in card["resumed_with"][0] and "--epochs 4" in card["resumed_with"][0]
     assert card["training"]["epochs_run"] == 4
     assert all(h["val_loss"] > 0 for h in history)
 

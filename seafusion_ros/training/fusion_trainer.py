@@ -58,6 +58,10 @@ class FusionTrainer:
         self.scheduler.load_state_dict(state["scheduler"])
         self.epoch = int(state["epoch"])
         self.history = list(state.get("history", []))
+        previous = state.get("model_card", {})
+        if "training_command" in previous:  # the card tells the whole story: first command, then each resume
+            resumed = [*previous.get("resumed_with", []), self.model_card.get("training_command", "")]
+            self.model_card.update(training_command=previous["training_command"], resumed_with=resumed)
         self.log(f"resumed from {path} after epoch {self.epoch}")
 
     def _loss(self, batch: PairBatch) -> tuple[torch.Tensor, dict[str, float]]:
