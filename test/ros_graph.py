@@ -162,6 +162,7 @@ class Probe:
         if self.own_context:
             rclpy.init(context=self.context, domain_id=DOMAIN_ID)
         self.node = Node("seafusion_test_probe", namespace=namespace or "/", context=self.context)
+        self.node_name = f"{namespace.rstrip('/')}/seafusion_node"  # the node under test, same namespace
         qos = sensor_qos(reliable, depth)
         self.thermal_pub = self.node.create_publisher(Image, "thermal/image_raw", qos)
         self.rgb_pub = self.node.create_publisher(Image, "rgb/image_raw", qos)
@@ -169,12 +170,9 @@ class Probe:
         self.received: dict[str, list[Image]] = {name: [] for name in self.OUTPUTS}
         self.diagnostics: list[dict[str, str]] = []
         self.classes: list[dict[str, Any]] = []
-        reliable_out = sensor_qos(True, 100)
-        self.output_subs = {
-            name: self.node.create_subscription(Image, self.OUTPUTS[name], self._recorder(name), reliable_out)
-            for name in outputs
-        }
-        self._subs = list(self.output_subs.values())
+        self.output_subs: dict[str, Any] = {}
+        self.subscribe_outputs(outputs)
+        self._subs: list[Any] = []
         latched = QoSProfile(
             history=HistoryPolicy.KEEP_LAST,
             depth=1,
@@ -194,6 +192,13 @@ class Probe:
     def _spin(self) -> None:
         while self._running:
             self.executor.spin_once(timeout_sec=0.05)
+
+    def subscribe_outputs(self, outputs: tuple[str, ...]) -> None:
+        """Subscribe (reliable) to these outputs; the node computes only what has subscribers."""
+        for name in outputs:
+            self.output_subs[name] = self.node.create_subscription(
+                Image, self.OUTPUTS[name], self._recorder(name), sensor_qos(True, 100)
+            )
 
     def _recorder(self, name: str) -> Callable[[Image], None]:
         def record(msg: Image) -> None:
@@ -221,7 +226,7 @@ class Probe:
     def latest_diagnostics(self, node_name: str | None = None) -> dict[str, str] | None:
         with self._lock:
             for values in reversed(self.diagnostics):
-                if node_name is None or values["_name"] == node_name:
+                if values["_name"] == (node_name or self.node_name):
                     return values
         return None
 

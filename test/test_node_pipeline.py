@@ -39,12 +39,23 @@ SECONDS = 3.0
 def graph(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("node_pipeline")
     command = node_command(
-        "-p", f"fusion_weights:={write_random_fusion_weights(tmp / 'fusion.pt')}",
-        "-p", f"segmentation_weights:={write_random_segmentation_weights(tmp / 'segmentation.pt')}",
-        "-p", "qos.reliability:=reliable", "-p", "qos.depth:=100",
-        "-p", f"sync.slop:={SLOP_S}", "-p", f"sync.queue_size:={QUEUE}",
-        "-p", "diagnostics.period:=0.2", "-p", "torch_threads:=1",
-    )  # fmt: skip
+        "-p",
+        f"fusion_weights:={write_random_fusion_weights(tmp / 'fusion.pt')}",
+        "-p",
+        f"segmentation_weights:={write_random_segmentation_weights(tmp / 'segmentation.pt')}",
+        "-p",
+        "qos.reliability:=reliable",
+        "-p",
+        "qos.depth:=100",
+        "-p",
+        f"sync.slop:={SLOP_S}",
+        "-p",
+        f"sync.queue_size:={QUEUE}",
+        "-p",
+        "diagnostics.period:=0.2",
+        "-p",
+        "torch_threads:=1",
+    )
     node = NodeProcess(command, tmp / "node.log")
     probe = None
     try:
@@ -132,8 +143,10 @@ def _send_until_counted(probe: Probe, kind: str, thermal: Image | None, rgb: Ima
 
 
 def _good_pair(stamp: int) -> tuple[Image, Image]:
-    return (image_msg(thermal_frame(HEIGHT, WIDTH, 1), "16UC1", stamp),
-            image_msg(rgb_frame(HEIGHT, WIDTH, 1), "bgr8", stamp, "rgb_cam"))  # fmt: skip
+    return (
+        image_msg(thermal_frame(HEIGHT, WIDTH, 1), "16UC1", stamp),
+        image_msg(rgb_frame(HEIGHT, WIDTH, 1), "bgr8", stamp, "rgb_cam"),
+    )
 
 
 def test_each_bad_input_is_reported_and_the_node_keeps_working(graph):
