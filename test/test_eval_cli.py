@@ -54,6 +54,7 @@ def test_two_methods_are_compared_with_csv_json_markdown_and_plots(tmp_path: Pat
     for sub in ("ir", "vi", "fused_seafusion"):
         shutil.copy(TNO / sub / "09.png", folders[sub] / "09.png")
     (folders["fused_ifcnn"] / "09.png").write_bytes(b"not a png")  # undecodable: pair skipped
+    shutil.copy(TNO / "fused_seafusion" / "40.png", folders["fused_seafusion"] / "40.png")  # no sources
     out = tmp_path / "report"
     code = main(["--ir", str(folders["ir"]), "--vis", str(folders["vi"]),
                  "--method", f"seafusion={folders['fused_seafusion']}",
@@ -78,6 +79,8 @@ def test_two_methods_are_compared_with_csv_json_markdown_and_plots(tmp_path: Pat
     reasons = {entry["stem"]: entry["reason"] for entry in summary["skipped"]}
     assert "no visible image" in reasons["05"]
     assert "cannot decode" in reasons["09"]
+    assert set(reasons) == {"05", "09"}
+    assert summary["unused_fused"] == {"seafusion": ["40"]}
 
     with open(out / "per_image.csv", newline="") as handle:
         rows = list(csv.DictReader(handle))

@@ -23,7 +23,7 @@ from tqdm import tqdm
 
 from seafusion_ros.evaluation.fusion_report import write_report
 from seafusion_ros.evaluation.pairs import plan_evaluation
-from seafusion_ros.evaluation.runner import score_plan
+from seafusion_ros.evaluation.runner import keep_large_buffers_in_heap, score_plan
 from seafusion_ros.image_pairs import match_pairs, write_image_atomic
 from seafusion_ros.metrics.fusion_metrics import METRIC_NAMES, to_gray
 
@@ -156,6 +156,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("give at least one --method NAME=DIR or --weights PATH")
     if args.jobs < 1:
         parser.error(f"--jobs must be at least 1, got {args.jobs}")
+    keep_large_buffers_in_heap()
     try:
         return run_fusion_evaluation(args)
     except (FileNotFoundError, ValueError) as err:

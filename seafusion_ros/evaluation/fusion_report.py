@@ -20,6 +20,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.ticker import MaxNLocator
 
 from seafusion_ros.evaluation.pairs import EvaluationPlan, read_metric_image
 from seafusion_ros.evaluation.runner import ItemResult
@@ -37,6 +38,11 @@ CONVENTIONS = ("Tang et al. MATLAB suite definitions (shared/docs/metrics_refere
 
 def _arrow(metric: str) -> str:
     return "↑" if HIGHER_IS_BETTER[metric] else "↓"
+
+
+def _number(value: float) -> str:
+    """Four decimals, or scientific notation for tiny values (Nabf of artefact-free methods)."""
+    return f"{value:.4f}" if value == 0 or abs(value) >= 0.01 else f"{value:.3e}"
 
 
 def _temp_in(path: Path) -> Path:
@@ -120,7 +126,8 @@ def per_image_csv(results: list[ItemResult], methods: list[str]) -> str:
     return buffer.getvalue()
 
 
-def markdown_table(summary: dict, skipped: list[tuple[str, str]]) -> str:
+def markdown_table(summary: dict, skipped: list[tuple[str, str]],
+                   unused_fused: dict[str, list[str]] | None = None) -> str:
     """Methods as rows, metrics as columns (mean ± std, arrow = better direction, best in bold)."""
     methods = summary["methods"]
     best: dict[str, float] = {}
@@ -144,7 +151,7 @@ def markdown_table(summary: dict, skipped: list[tuple[str, str]]) -> str:
             if mean is None:
                 cells.append("—")
                 continue
-            cell = f"{mean:.4f} ± {std:.4f}"
+            cell = f"{_number(mean)} ± {_number(std)}"
             cells.append(f"**{cell}**" if best.get(metric) == mean else cell)
         lines.append(f"| {name} | {stats['n']} | " + " | ".join(cells) + " |")
     lines.append("")
@@ -156,6 +163,8 @@ def markdown_table(summary: dict, skipped: list[tuple[str, str]]) -> str:
         lines.append(f"- {len(skipped)} pair(s) skipped, see summary.json: "
                      + "; ".join(f"{stem} ({reason})" for stem, reason in skipped[:5])
                      + (" ..." if len(skipped) > 5 else ""))
+    for method, stems in (unused_fused or {}).items():
+        lines.append(f"- {len(stems)} fused image(s) of {method} have no IR/visible pair and were ignored.")
     lines += ["", "Metrics: " + "; ".join(f"{m}: {METRIC_DESCRIPTIONS[m]}" for m in METRIC_NAMES) + ".", ""]
     return "\n".join(lines)
 
@@ -173,11 +182,13 @@ def plot_cdf(results: list[ItemResult], methods: list[str]) -> plt.Figure:
                 continue
             percent = 100.0 * np.arange(1, values.size + 1) / values.size
             ax.plot(values, percent, color=colours(i % 10), linewidth=1.6, marker="o",
-                    markersize=2.5 if values.size <= 80 else 0, label=f"{method}: {values.mean():.3f}")
+                    markersize=2.5 if values.size <= 80 else 0, label=f"{method}: {values.mean():.4g}")
         ax.set_title(f"{metric} {_arrow(metric)}", fontsize=11, fontweight="bold")
         ax.set_ylim(0, 100)
         ax.set_ylabel("pairs scoring ≤ x (%)", fontsize=8)
         ax.grid(True, alpha=0.3)
+        ax.xaxis.set_major_locator(MaxNLocator(6))
+        ax.ticklabel_format(axis="x", style="sci", scilimits=(-2, 4), useMathText=True)
         ax.tick_params(labelsize=8)
         if ax.lines:
             ax.legend(fontsize=7, loc="lower right", title="mean", title_fontsize=7)
@@ -242,12 +253,13 @@ def write_report(out_dir: str | os.PathLike, plan: EvaluationPlan, results: list
         "conventions": CONVENTIONS,
         "undefined": summary["undefined"],
         "skipped": [{"stem": stem, "reason": reason} for stem, reason in skipped],
+        "unused_fused": plan.unused_fused,
     }
     written = {
         "csv": write_text_atomic(out / "per_image.csv", per_image_csv(results, plan.methods)),
         "json": write_text_atomic(out / "summary.json",
                                   json.dumps(document, indent=2, allow_nan=False) + "\n"),
-        "markdown": write_text_atomic(out / "summary.md", markdown_table(summary, skipped)),
+        "markdown": write_text_atomic(out / "summary.md", markdown_table(summary, skipped, plan.unused_fused)),
     }
     if scored(results):
         written["cdf"] = save_figure_atomic(plot_cdf(results, plan.methods), out / "cdf.png")

@@ -28,9 +28,13 @@ class EvaluationItem:
 
 @dataclass
 class EvaluationPlan:
+    """Pairs to score; ``skipped`` (stem, reason) pairs left out; ``unused_fused`` method -> stems of
+    fused images that have no IR / visible pair (e.g. a fused folder covering a larger set)."""
+
     methods: list[str]
     items: list[EvaluationItem]
     skipped: list[tuple[str, str]] = field(default_factory=list)
+    unused_fused: dict[str, list[str]] = field(default_factory=dict)
 
 
 def _images_by_stem(folder: Path) -> dict[str, Path]:
@@ -64,10 +68,8 @@ def plan_evaluation(ir_dir: str | os.PathLike, vis_dir: str | os.PathLike,
         fused = {name: images[pair.stem] for name, images in fused_by_method.items()}
         items.append(EvaluationItem(pair.stem, pair.ir, pair.visible, fused))
     known = {p.stem for p in listing.pairs}
-    for name, images in fused_by_method.items():
-        skipped += [(stem, f"fused image of method {name!r} has no IR/visible pair")
-                    for stem in sorted(images.keys() - known)]
-    return EvaluationPlan(list(method_dirs), items, skipped)
+    unused = {name: sorted(images.keys() - known) for name, images in fused_by_method.items()}
+    return EvaluationPlan(list(method_dirs), items, skipped, {k: v for k, v in unused.items() if v})
 
 
 def read_metric_image(path: str | os.PathLike) -> np.ndarray:
