@@ -40,9 +40,11 @@ def _arrow(metric: str) -> str:
     return "↑" if HIGHER_IS_BETTER[metric] else "↓"
 
 
-def _number(value: float) -> str:
-    """Four decimals, or scientific notation for tiny values (Nabf of artefact-free methods)."""
-    return f"{value:.4f}" if value == 0 or abs(value) >= 0.01 else f"{value:.3e}"
+def _number(value: float, scale: float | None = None) -> str:
+    """Four decimals, or scientific notation when ``scale`` (default: the value) is tiny, as the Nabf
+    of an artefact-free method is; a std takes its mean as scale so both read alike."""
+    scale = value if scale is None else scale
+    return f"{value:.4f}" if scale == 0 or abs(scale) >= 0.01 else f"{value:.3e}"
 
 
 def _temp_in(path: Path) -> Path:
@@ -151,7 +153,7 @@ def markdown_table(summary: dict, skipped: list[tuple[str, str]],
             if mean is None:
                 cells.append("—")
                 continue
-            cell = f"{_number(mean)} ± {_number(std)}"
+            cell = f"{_number(mean)} ± {_number(std, mean)}"
             cells.append(f"**{cell}**" if best.get(metric) == mean else cell)
         lines.append(f"| {name} | {stats['n']} | " + " | ".join(cells) + " |")
     lines.append("")
