@@ -48,6 +48,7 @@ def _node(context: Context, weights, **params) -> SeaFusionNode:
             "torch_threads": 1,
             "qos.reliability": "reliable",
             "diagnostics.period": 0.2,
+            "diagnostics.input_timeout": 0.5,
             **params,
         }.items()
     ]
@@ -76,6 +77,13 @@ def test_configure_activate_deactivate_reactivate_cleanup(context, tmp_path):
         assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
         assert node.engine is not None and node.engine.segmenter is not None
         assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
+        probe.wait_for(
+            lambda: "no message on /thermal/image_raw" in (probe.latest_diagnostics() or {}).get("_message", ""),
+            30,
+            "the silent-input warning",
+        )
+        diag = probe.latest_diagnostics()
+        assert diag["_level"] == "1" and "subscriber QoS: reliable, keep_last depth 5" in diag["_message"]
         probe.wait_for_node(30)
         probe.wait_for_outputs_matched(("fused", "mask", "overlay"))
         probe.publish(*_pair(int(1e9)))
@@ -101,9 +109,7 @@ def test_configure_activate_deactivate_reactivate_cleanup(context, tmp_path):
 
 def test_configure_fails_cleanly_on_invalid_values(context, tmp_path):
     weights = write_random_fusion_weights(tmp_path / "fusion.pt")
-    node = _node(
-        context, weights, **{"registration__mode": "homography", "registration__homography": [0.0] * 9}
-    )
+    node = _node(context, weights, **{"registration__mode": "homography", "registration__homography": [0.0] * 9})
     try:
         assert node.trigger_configure() == TransitionCallbackReturn.FAILURE
         assert node.engine is None
@@ -131,7 +137,5 @@ def test_config_validation_lists_every_problem():
         "unknown parameter",
     ):
         assert part in text
-    cfg = config_from_values(
-        {"sync.slop": 0.02, "registration.output_width": 320, "registration.output_height": 240}
-    )
+    cfg = config_from_values({"sync.slop": 0.02, "registration.output_width": 320, "registration.output_height": 240})
     assert cfg.slop_ns == 20_000_000 and cfg.output_size == (240, 320)
