@@ -497,9 +497,12 @@ class SeaFusionNode(LifecycleNode):
             cfg.diagnostics_period,
         )
         if self._active:
-            for topic, since in self.stats.silent_inputs(cfg.input_timeout):
+            silent = self.stats.silent_inputs(cfg.input_timeout)
+            if silent:
+                topics = ", ".join(f"{topic} for {since:.1f} s" for topic, since in silent)
                 self.get_logger().warning(
-                    f"no message on {topic} for {since:.1f} s (subscriber QoS: {self._qos_text()})",
+                    f"no message on {topics} (subscriber QoS: {self._qos_text()}; a reliable subscriber gets "
+                    "nothing from a best-effort publisher)",
                     throttle_duration_sec=10.0,
                 )
         array = DiagnosticArray(status=[status])
