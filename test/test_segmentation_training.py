@@ -103,3 +103,20 @@ def test_real_pixel_labels_with_more_classes_are_accepted_and_bad_ids_refused(fr
                                                          cv2.COLOR_GRAY2BGR))
     with pytest.raises(ValueError, match="single-channel"):
         read_mask(labels / "colour.png", 9)
+
+
+def test_cli_trains_on_the_training_split_and_exports_a_documented_model(tmp_path, capsys):
+    if not MSRS.is_dir():
+        pytest.skip("shared msrs_dev data not found next to the repository")
+    from seafusion_ros.cli.train_segmentation import main
+
+    argv = ["--images", str(MSRS / "vi"), "--pseudo-from", str(MSRS), "--out", str(tmp_path / "run"),
+            "--epochs", "1", "--size", "32x48", "--threads", "1", "--no-progress",
+            "--export", str(tmp_path / "seg.pt")]
+    assert main(argv) == 0
+    model, card = load_segmentation_model(tmp_path / "seg.pt")
+    assert card["data"]["train_frames"] == 216 and card["data"]["validation_frames"] == 49
+    assert card["split"]["validation_frames"] == [[400, 521], [1100, 1200]]
+    assert card["command"].endswith(" ".join(argv))
+    assert set(card["validation"]["box_ap50"]) == {"person", "bicycle", "car"}
+    assert main(argv) == 2 and "exists" in capsys.readouterr().err

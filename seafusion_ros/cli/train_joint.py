@@ -1,0 +1,105 @@
+"""Joint adaptive training of fusion + segmentation (``seafusion-train --joint ...``; also ``python -m``).
+
+    seafusion-train --joint --data ../shared/data/msrs_dev --out runs/joint
+
+Rounds of fusion training (segmentation frozen, content + beta x semantic loss, beta 0, 1, 2, 3) and
+segmentation training on the freshly fused frames; see ``seafusion_ros.segmentation.joint_training``.
+Re-run the same command with ``--resume`` to continue an interrupted run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import shlex
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from seafusion_ros.cli.eval_task import parse_size
+from seafusion_ros.segmentation.joint_training import JointConfig, run_joint_training
+from seafusion_ros.segmentation.trainer import SegmentationTrainConfig
+from seafusion_ros.training.msrs_split import VALIDATION_FRAME_RANGES
+
+
+def _betas(text: str) -> tuple[float, ...]:
+    try:
+        return tuple(float(v) for v in text.split(","))
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from exc
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="seafusion-train --joint", description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--data", required=True, type=Path, help="folder with ir/, vi/ and detection_yolo/")
+    p.add_argument("--out", required=True, type=Path, help="run folder")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out")
+    p.add_argument("--rounds", type=int, default=4)
+    p.add_argument("--betas", type=_betas, default=None, help="semantic weight per round (default 0,1,2,...)")
+    p.add_argument("--fusion-epochs", type=int, default=10)
+    p.add_argument("--fusion-lr", type=float, default=1e-3)
+    p.add_argument("--fusion-lr-decay", type=float, default=0.75)
+    p.add_argument("--batch-size", type=int, default=8, help="fusion batch size")
+    p.add_argument("--crop", type=int, default=128, help="fusion training crop (pixels at the working size)")
+    p.add_argument("--crops-per-image", type=int, default=1)
+    p.add_argument("--seg-epochs", type=int, default=20, help="segmentation epochs per round")
+    p.add_argument("--seg-batch-size", type=int, default=8)
+    p.add_argument("--seg-lr", type=float, default=0.01)
+    p.add_argument("--size", type=parse_size, default=(240, 320), help="working size HxW")
+    p.add_argument("--init-fusion", type=Path, help="start the fusion network from these weights")
+    p.add_argument("--export-fusion", type=Path, help="copy the final fusion checkpoint here")
+    p.add_argument("--export-segmentation", type=Path, help="copy the final segmentation checkpoint here")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--threads", type=int, default=0, help="CPU threads for torch (0 = torch default)")
+    p.add_argument("--no-progress", action="store_true")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = build_parser().parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if (args.out / "round_1").exists() and not args.resume:
+        print(f"seafusion-train --joint: error: {args.out} holds a run; pass --resume or another --out",
+              file=sys.stderr)
+        return 2
+    progress = not args.no_progress
+    config = JointConfig(
+        rounds=args.rounds, betas=args.betas, fusion_epochs=args.fusion_epochs, fusion_lr=args.fusion_lr,
+        fusion_lr_decay=args.fusion_lr_decay, fusion_batch_size=args.batch_size, crop=args.crop,
+        crops_per_image=args.crops_per_image, size=args.size, seed=args.seed, device=args.device,
+        progress=progress,
+        segmentation=SegmentationTrainConfig(epochs=args.seg_epochs, batch_size=args.seg_batch_size,
+                                             lr=args.seg_lr, seed=args.seed, device=args.device,
+                                             progress=progress))
+    card = {"command": "seafusion-train --joint " + shlex.join(argv), "data": str(args.data),
+            "split": {"rule": "MSRS frame number", "validation_frames": [list(r) for r in VALIDATION_FRAME_RANGES]},
+            "hardware": f"{platform.machine()}, device {args.device}, {torch.get_num_threads()} torch threads",
+            "torch": str(torch.__version__)}
+    started = time.perf_counter()
+    try:
+        config.beta(config.rounds)
+        log = run_joint_training(args.data, args.out, config, args.init_fusion, card)
+    except (ValueError, FileNotFoundError) as exc:
+        print(f"seafusion-train --joint: error: {exc}", file=sys.stderr)
+        return 2
+    for source, target in ((args.out / "fusion_joint.pt", args.export_fusion),
+                           (args.out / "segmentation_joint.pt", args.export_segmentation)):
+        if target is not None:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(source, target.with_name(f".{target.name}.tmp"))
+            target.with_name(f".{target.name}.tmp").replace(target)
+            print(f"wrote {target}")
+    print(f"joint training: {len(log)} rounds logged in {args.out / 'joint_log.jsonl'}, "
+          f"{time.perf_counter() - started:.0f} s this call")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

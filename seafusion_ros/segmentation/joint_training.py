@@ -1,0 +1,314 @@
+"""Joint low-level / high-level adaptive training (reference §3-4), scaled to ``msrs_dev`` and a CPU.
+
+Round r = 1..R:
+1. Fusion: train the fusion network (Adam, lr decayed by ``fusion_lr_decay`` per epoch) on random crops
+   with L = L_content + beta_r x L_sem, where L_sem is the OHEM loss (main + 0.1 aux) of the previous
+   round's segmentation network, frozen and in eval mode, on the fused RGB crop. beta_r = r - 1 by
+   default (0, 1, 2, 3): round 1 is pure content loss, before any segmentation network exists.
+2. Fuse every frame (training and validation) at the working size with the new fusion network.
+3. Segmentation: continue training the segmentation network on the freshly fused training frames.
+4. Validate on the held-out frames: content loss, fusion metrics (EN, SD, SF, MI, VIF, Qabf), mIoU on
+   the pseudo-masks and box AP@0.5; one JSON line per round in ``joint_log.jsonl``.
+
+Every stage leaves a file behind (``round_r/fusion.pt``, ``round_r/fused/``, ``round_r/seg/segmentation.pt``)
+and its trainer's ``last.pt`` per epoch, so an interrupted run resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from seafusion_ros.colour import rgb_to_ycrcb, ycrcb_to_rgb
+from seafusion_ros.image_pairs import match_pairs, read_image, write_image_atomic
+from seafusion_ros.metrics.fusion_metrics import fusion_scores
+from seafusion_ros.models.checkpoint import load_fusion_model, read_checkpoint, save_checkpoint
+from seafusion_ros.models.seafusion import FusionNet, seafusion
+from seafusion_ros.models.segmentation import (
+    ARCH,
+    BiSeNetLite,
+    bisenet_lite,
+    load_segmentation_model,
+    segmentation_card_fields,
+)
+from seafusion_ros.segmentation.labels import BOX_CLASSES
+from seafusion_ros.segmentation.ohem_loss import SemanticLoss
+from seafusion_ros.segmentation.pseudo_masks import write_pseudo_masks
+from seafusion_ros.segmentation.segmentation_data import SegmentationDataset
+from seafusion_ros.segmentation.task_driven import BoxScoring, evaluate_segmentation
+from seafusion_ros.segmentation.trainer import FINAL, LAST, SegmentationTrainConfig, train_segmentation
+from seafusion_ros.training.content_loss import DEFAULT_ALPHA, content_loss
+from seafusion_ros.training.msrs_split import split_stems
+
+FUSION_METRICS = ("EN", "SD", "SF", "MI", "VIF", "Qabf")
+JOINT_LOG = "joint_log.jsonl"
+DONE = ".complete"
+
+
+@dataclass
+class JointConfig:
+    rounds: int = 4
+    betas: tuple[float, ...] | None = None  # None: beta_r = r - 1
+    fusion_epochs: int = 10
+    fusion_lr: float = 1e-3
+    fusion_lr_decay: float = 0.75
+    fusion_batch_size: int = 8
+    crop: int = 128
+    crops_per_image: int = 1
+    alpha: float = DEFAULT_ALPHA
+    size: tuple[int, int] = (240, 320)
+    segmentation: SegmentationTrainConfig = field(default_factory=lambda: SegmentationTrainConfig(epochs=20))
+    seed: int = 0
+    device: str = "cpu"
+    progress: bool = True
+
+    def beta(self, round_number: int) -> float:
+        if self.betas is None:
+            return float(round_number - 1)
+        if len(self.betas) < self.rounds:
+            raise ValueError(f"{len(self.betas)} betas given for {self.rounds} rounds")
+        return float(self.betas[round_number - 1])
+
+
+class JointFrames:
+    """Visible RGB, infrared and pseudo-mask of every frame at the working size, held in memory."""
+
+    def __init__(self, data_root: Path, mask_dir: Path, stems: list[str], size: tuple[int, int]) -> None:
+        pairs = {p.stem: p for p in match_pairs(data_root / "ir", data_root / "vi").pairs}
+        missing = [s for s in stems if s not in pairs]
+        if missing:
+            raise ValueError(f"no infrared/visible pair for {missing[:5]} under {data_root}")
+        dsize = (size[1], size[0])
+        self.stems = stems
+        self.visible = [cv2.resize(cv2.cvtColor(read_image(pairs[s].visible, True), cv2.COLOR_BGR2RGB), dsize,
+                                   interpolation=cv2.INTER_AREA) for s in stems]
+        self.infrared = [cv2.resize(read_image(pairs[s].ir, False), dsize, interpolation=cv2.INTER_AREA)
+                         for s in stems]
+        self.masks = [cv2.resize(cv2.imread(str(mask_dir / f"{s}.png"), cv2.IMREAD_UNCHANGED), dsize,
+                                 interpolation=cv2.INTER_NEAREST) for s in stems]
+        for stem, ir in zip(stems, self.infrared, strict=True):
+            if ir.dtype != np.uint8:
+                raise ValueError(f"{stem}: joint training reads 8-bit infrared, got {ir.dtype}")
+
+    def subset(self, stems: list[str]) -> JointFrames:
+        """The same frames restricted to ``stems`` (no copies of the images)."""
+        keep = [self.stems.index(s) for s in stems]
+        subset = object.__new__(JointFrames)
+        subset.stems = list(stems)
+        subset.visible = [self.visible[i] for i in keep]
+        subset.infrared = [self.infrared[i] for i in keep]
+        subset.masks = [self.masks[i] for i in keep]
+        return subset
+
+    def crops(self, epoch: int, crop: int, batch_size: int, crops_per_image: int, seed: int):
+        """Batches of (visible N x 3, infrared N x 1, mask N) random crops with horizontal flips."""
+        rng = np.random.default_rng((seed, epoch))
+        order = rng.permutation(len(self.stems) * crops_per_image) % len(self.stems)
+        for start in range(0, len(order) - batch_size + 1, batch_size):
+            vis, ir, mask = [], [], []
+            for index in order[start:start + batch_size]:
+                height, width = self.masks[index].shape
+                y, x = int(rng.integers(0, height - crop + 1)), int(rng.integers(0, width - crop + 1))
+                window = (slice(y, y + crop), slice(x, x + crop))
+                v, i, m = self.visible[index][window], self.infrared[index][window], self.masks[index][window]
+                if rng.random() < 0.5:
+                    v, i, m = v[:, ::-1], i[:, ::-1], m[:, ::-1]
+                vis.append(torch.from_numpy(v.transpose(2, 0, 1).copy()))
+                ir.append(torch.from_numpy(i[None].copy()))
+                mask.append(torch.from_numpy(m.copy()))
+            yield (torch.stack(vis).float() / 255.0, torch.stack(ir).float() / 255.0, torch.stack(mask).long())
+
+
+def fuse_rgb(fusion: FusionNet, visible: torch.Tensor, infrared: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """(fused RGB, fused Y, visible Y) for N x 3 visible RGB and N x 1 infrared in [0, 1]."""
+    y, cr, cb = rgb_to_ycrcb(visible)
+    fused_y = fusion(y, infrared)
+    return ycrcb_to_rgb(fused_y, cr, cb), fused_y, y
+
+
+def train_fusion_round(fusion: FusionNet, segmenter: BiSeNetLite | None, frames: JointFrames, beta: float,
+                       config: JointConfig, out_dir: Path) -> list[dict[str, Any]]:
+    """Stage 1 of a round; per-epoch ``fusion_last.pt`` for resume, ``fusion.pt`` at the end."""
+    device = torch.device(config.device)
+    fusion.to(device).train()
+    optimizer = torch.optim.Adam(fusion.parameters(), lr=config.fusion_lr)
+    scheduler = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=config.fusion_lr_decay)
+    semantic = SemanticLoss()
+    if segmenter is not None:
+        segmenter.to(device).eval().requires_grad_(False)
+    history: list[dict[str, Any]] = []
+    start = 0
+    last = out_dir / "fusion_last.pt"
+    if last.is_file():
+        state = read_checkpoint(last)
+        fusion.load_state_dict(state["state_dict"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        start, history = int(state["epoch"]), list(state["history"])
+    for epoch in range(start, config.fusion_epochs):
+        started = time.perf_counter()
+        sums = {"loss": 0.0, "content": 0.0, "semantic": 0.0}
+        steps = 0
+        batches = frames.crops(epoch, config.crop, config.fusion_batch_size, config.crops_per_image, config.seed)
+        total = len(frames.stems) * config.crops_per_image // config.fusion_batch_size
+        for visible, infrared, mask in tqdm(batches, total=total, disable=not config.progress, leave=False,
+                                            desc=f"fusion epoch {epoch + 1}/{config.fusion_epochs} beta={beta:g}"):
+            visible, infrared, mask = visible.to(device), infrared.to(device), mask.to(device)
+            rgb, fused_y, visible_y = fuse_rgb(fusion, visible, infrared)
+            loss, _ = content_loss(fused_y, visible_y, infrared, config.alpha)
+            sums["content"] += float(loss.detach())
+            if segmenter is not None and beta > 0:
+                sem = semantic(*segmenter.logits_and_aux(rgb), mask)
+                loss = loss + beta * sem
+                sums["semantic"] += float(sem.detach())
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            sums["loss"] += float(loss.detach())
+            steps += 1
+        scheduler.step()
+        record = {"epoch": epoch + 1, **{k: v / max(steps, 1) for k, v in sums.items()},
+                  "seconds": round(time.perf_counter() - started, 1)}
+        history.append(record)
+        save_checkpoint(last, fusion, "seafusion", {}, extra={
+            "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "epoch": epoch + 1,
+            "history": history})
+        if config.progress:
+            tqdm.write(f"fusion {json.dumps(record)}")
+    return history
+
+
+@torch.no_grad()
+def fuse_frames(fusion: FusionNet, frames: JointFrames, out_dir: Path, device: str) -> None:
+    """Write every frame's fused RGB (working size) as PNG; ``.complete`` marks a finished folder."""
+    fusion.to(device).eval()
+    for stem, vis, ir in zip(frames.stems, frames.visible, frames.infrared, strict=True):
+        visible = torch.from_numpy(vis.transpose(2, 0, 1).copy())[None].float().div(255.0).to(device)
+        infrared = torch.from_numpy(ir)[None, None].float().div(255.0).to(device)
+        rgb = fuse_rgb(fusion, visible, infrared)[0][0].mul(255.0).round().byte().cpu().numpy()
+        write_image_atomic(out_dir / f"{stem}.png", cv2.cvtColor(rgb.transpose(1, 2, 0), cv2.COLOR_RGB2BGR))
+    (out_dir / DONE).touch()
+
+
+def validate_round(fusion: FusionNet, segmenter: BiSeNetLite, frames: JointFrames, fused_dir: Path,
+                   mask_dir: Path, boxes_dir: Path, val_stems: list[str], config: JointConfig) -> dict[str, Any]:
+    """Content loss and fusion metrics of the fused validation frames, segmentation scores on them."""
+    index = {s: i for i, s in enumerate(frames.stems)}
+    metrics: dict[str, list[float]] = {m: [] for m in FUSION_METRICS}
+    content = []
+    fusion.eval()
+    with torch.no_grad():
+        for stem in val_stems:
+            i = index[stem]
+            visible = torch.from_numpy(frames.visible[i].transpose(2, 0, 1).copy())[None].float() / 255.0
+            infrared = torch.from_numpy(frames.infrared[i])[None, None].float() / 255.0
+            _, fused_y, visible_y = fuse_rgb(fusion.to("cpu"), visible, infrared)
+            content.append(float(content_loss(fused_y, visible_y, infrared, config.alpha)[0]))
+            fused = cv2.cvtColor(read_image(fused_dir / f"{stem}.png", True), cv2.COLOR_BGR2RGB)
+            scores = fusion_scores(fused, frames.infrared[i], frames.visible[i], FUSION_METRICS)
+            for name, value in scores.values.items():
+                metrics[name].append(value)
+    fusion.to(config.device)
+    val_set = SegmentationDataset(fused_dir, mask_dir, BOX_CLASSES.num_classes, val_stems, config.size)
+    return {"content_loss": float(np.mean(content)),
+            **{name: float(np.mean(v)) if v else None for name, v in metrics.items()},
+            "segmentation": evaluate_segmentation(segmenter, val_set, boxes_dir, BoxScoring(), config.device)}
+
+
+def run_joint_training(data_root: str | os.PathLike, out_dir: str | os.PathLike, config: JointConfig,
+                       init_fusion: str | os.PathLike | None = None,
+                       card: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    """All rounds (finished stages are skipped, interrupted ones resumed); returns the per-round log.
+
+    Writes ``fusion_joint.pt`` and ``segmentation_joint.pt`` (with model cards) after the last round.
+    """
+    data_root, out_dir = Path(data_root), Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    stems = sorted(p.stem for p in match_pairs(data_root / "ir", data_root / "vi").pairs)
+    train_stems, val_stems = split_stems(stems)
+    if not train_stems or not val_stems:
+        raise ValueError(f"{data_root}: need MSRS-named frames on both sides of the split")
+    mask_dir = out_dir / "pseudo_masks"
+    boxes_dir = data_root / "detection_yolo"
+    write_pseudo_masks(data_root / "ir", boxes_dir, mask_dir, stems)
+    frames = JointFrames(data_root, mask_dir, stems, config.size)
+    train_frames = frames.subset(train_stems)
+    log_path = out_dir / JOINT_LOG
+    log: list[dict[str, Any]] = []
+    if log_path.is_file():
+        log = [json.loads(line) for line in log_path.read_text().splitlines() if line.strip()]
+    done_rounds = {record["round"] for record in log}
+    fusion = load_fusion_model(init_fusion)[0] if init_fusion else seafusion()
+    segmenter: BiSeNetLite | None = None
+    base_card = {**(card or {}), "config": _jsonable(asdict(config))}
+    for round_number in range(1, config.rounds + 1):
+        round_dir = out_dir / f"round_{round_number}"
+        round_dir.mkdir(exist_ok=True)
+        beta = config.beta(round_number)
+        started = time.perf_counter()
+        torch.manual_seed(config.seed * 100 + round_number)
+        if (round_dir / "fusion.pt").is_file():
+            fusion = load_fusion_model(round_dir / "fusion.pt")[0]
+            fusion_history = read_checkpoint(round_dir / "fusion.pt")["model_card"].get("history", [])
+        else:
+            fusion_history = train_fusion_round(fusion, segmenter, train_frames, beta, config, round_dir)
+            save_checkpoint(round_dir / "fusion.pt", fusion, "seafusion",
+                            {**base_card, "round": round_number, "beta": beta, "history": fusion_history})
+        fused_dir = round_dir / "fused"
+        if not (fused_dir / DONE).is_file():
+            fuse_frames(fusion, frames, fused_dir, config.device)
+        seg_dir = round_dir / "seg"
+        if (seg_dir / FINAL).is_file():
+            segmenter = load_segmentation_model(seg_dir / FINAL)[0]
+        else:
+            if segmenter is None:
+                segmenter = bisenet_lite(BOX_CLASSES.num_classes)
+            segmenter.requires_grad_(True)
+            train_set = SegmentationDataset(fused_dir, mask_dir, BOX_CLASSES.num_classes, train_stems, config.size,
+                                            train=True, seed=config.seed + round_number)
+            train_segmentation(segmenter, train_set, None, config.segmentation, seg_dir,
+                               {**base_card, **BOX_CLASSES.card(), "round": round_number},
+                               resume=(seg_dir / LAST).is_file())
+        if round_number in done_rounds:
+            continue
+        record = {"round": round_number, "beta": beta, "fusion": fusion_history[-1] if fusion_history else None,
+                  "segmentation_loss": _last_segmentation_loss(seg_dir),
+                  "validation": validate_round(fusion, segmenter, frames, fused_dir, mask_dir, boxes_dir,
+                                               val_stems, config),
+                  "seconds": round(time.perf_counter() - started, 1)}
+        log.append(record)
+        with open(log_path, "a") as handle:
+            handle.write(json.dumps(record) + "\n")
+        if config.progress:
+            tqdm.write(f"round {json.dumps(record)}")
+    final_card = {**base_card, "rounds": config.rounds, "log": log, "split_validation_frames": len(val_stems),
+                  "train_frames": len(train_stems)}
+    save_checkpoint(out_dir / "fusion_joint.pt", fusion, "seafusion",
+                    {**final_card, "name": "SeAFusion fusion network, joint adaptive training"})
+    if segmenter is not None:
+        save_checkpoint(out_dir / "segmentation_joint.pt", segmenter.eval(), ARCH,
+                        {**final_card, **BOX_CLASSES.card(), **segmentation_card_fields(segmenter),
+                         "name": "BiSeNet-lite segmentation, joint adaptive training"})
+    return log
+
+
+def _last_segmentation_loss(seg_dir: Path) -> float | None:
+    lines = (seg_dir / "log.jsonl").read_text().splitlines() if (seg_dir / "log.jsonl").is_file() else []
+    return json.loads(lines[-1])["loss"] if lines else None
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    return value

@@ -1,0 +1,54 @@
+"""Joint adaptive training end to end on a few real frames at low resolution, with resume."""
+
+import json
+from pathlib import Path
+
+import cv2
+import pytest
+
+from seafusion_ros.cli.train_joint import main
+from seafusion_ros.models.checkpoint import load_fusion_model
+from seafusion_ros.models.segmentation import load_segmentation_model
+
+MSRS = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "msrs_dev"
+STEMS = ["00004N", "00024N", "00095D", "00186D", "00404D", "00412D"]  # last two: validation frames
+
+
+@pytest.fixture(scope="module")
+def small_data(tmp_path_factory):
+    if not MSRS.is_dir():
+        pytest.skip("shared msrs_dev data not found next to the repository")
+    root = tmp_path_factory.mktemp("msrs_joint")
+    for sub in ("ir", "vi", "detection_yolo"):
+        (root / sub).mkdir()
+    for stem in STEMS:
+        for sub, flag in (("ir", cv2.IMREAD_GRAYSCALE), ("vi", cv2.IMREAD_COLOR)):
+            image = cv2.imread(str(MSRS / sub / f"{stem}.png"), flag)
+            cv2.imwrite(str(root / sub / f"{stem}.png"), cv2.resize(image, (128, 96), interpolation=cv2.INTER_AREA))
+        (root / "detection_yolo" / f"{stem}.txt").write_text((MSRS / "detection_yolo" / f"{stem}.txt").read_text())
+    return root
+
+
+def test_rounds_log_checkpoints_and_resume(small_data, tmp_path):
+    out = tmp_path / "joint"
+    common = ["--data", str(small_data), "--out", str(out), "--fusion-epochs", "1", "--seg-epochs", "1",
+              "--batch-size", "2", "--seg-batch-size", "2", "--size", "48x64", "--crop", "32", "--threads", "1",
+              "--no-progress"]
+    assert main([*common, "--rounds", "1"]) == 0
+    first = (out / "round_1" / "fusion.pt").stat().st_mtime_ns
+    assert main([*common, "--rounds", "2"]) == 2  # an existing run needs --resume
+    assert main([*common, "--rounds", "2", "--resume", "--export-fusion", str(tmp_path / "f.pt"),
+                 "--export-segmentation", str(tmp_path / "s.pt")]) == 0
+    assert (out / "round_1" / "fusion.pt").stat().st_mtime_ns == first  # finished round not retrained
+    log = [json.loads(line) for line in (out / "joint_log.jsonl").read_text().splitlines()]
+    assert [r["round"] for r in log] == [1, 2] and [r["beta"] for r in log] == [0.0, 1.0]
+    assert log[0]["fusion"]["semantic"] == 0.0 and log[1]["fusion"]["semantic"] > 0.0
+    for record in log:
+        validation = record["validation"]
+        assert {"EN", "SD", "SF", "MI", "VIF", "Qabf", "content_loss", "segmentation"} <= set(validation)
+        assert 0.0 <= validation["segmentation"]["miou"] <= 1.0
+    assert len(list((out / "round_2" / "fused").glob("*.png"))) == len(STEMS)
+    _, fusion_card = load_fusion_model(tmp_path / "f.pt")
+    _, seg_card = load_segmentation_model(tmp_path / "s.pt")
+    assert fusion_card["command"].startswith("seafusion-train --joint ") and len(fusion_card["log"]) == 2
+    assert seg_card["classes"] == ["background", "person", "bicycle", "car"]
