@@ -12,7 +12,7 @@ import csv
 import io
 import json
 import os
-import tempfile
+import uuid
 from pathlib import Path
 
 import matplotlib
@@ -48,10 +48,9 @@ def _number(value: float, scale: float | None = None) -> str:
 
 
 def _temp_in(path: Path) -> Path:
+    """A fresh hidden name beside ``path`` (not mkstemp: its 0600 mode would survive the rename)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=path.suffix, dir=path.parent)
-    os.close(fd)
-    return Path(tmp)
+    return path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
 
 
 def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
