@@ -42,6 +42,8 @@ setup(
             "seafusion-train = seafusion_ros.cli.train:main",
             "seafusion-eval = seafusion_ros.cli.eval:main",
             "seafusion-demo = seafusion_ros.cli.demo:main",
+            "seafusion-make-bag = seafusion_ros.cli.make_bag:main",
+            "seafusion-replay = seafusion_ros.cli.replay:main",
             "seafusion_node = seafusion_ros.ros.node:main",
         ],
     },

@@ -109,6 +109,11 @@ class FusionEngine:
         self.channels_last = self.device.type == "cpu" if channels_last is None else channels_last
         self._memory_format = torch.channels_last if self.channels_last else torch.contiguous_format
         self.model = model.to(self.device, memory_format=self._memory_format).eval()
+        self.segmenter: nn.Module | None = None
+        self.set_segmenter(segmenter)
+
+    def set_segmenter(self, segmenter: nn.Module | None) -> None:
+        """Attach (or with None, detach) the segmentation network, moved to the engine's device."""
         self.segmenter = None
         if segmenter is not None:
             self.segmenter = segmenter.to(self.device, memory_format=self._memory_format).eval()

@@ -1,0 +1,45 @@
+"""sensor_msgs/Image messages as rosbags dataclasses: build, serialise and read them."""
+
+from __future__ import annotations
+
+import numpy as np
+from rosbags.typesys import Stores, get_typestore
+
+from seafusion_ros.image_encoding import decode_image, encode_image
+
+# Pinned: LATEST moves with rosbags releases. Image, Header and Time are identical across ROS 2 distros.
+TYPESTORE = get_typestore(Stores.ROS2_JAZZY)
+IMAGE_TYPE = "sensor_msgs/msg/Image"
+_Image = TYPESTORE.types[IMAGE_TYPE]
+_Header = TYPESTORE.types["std_msgs/msg/Header"]
+_Time = TYPESTORE.types["builtin_interfaces/msg/Time"]
+
+
+def stamp_to_ns(stamp) -> int:
+    return int(stamp.sec) * 1_000_000_000 + int(stamp.nanosec)
+
+
+def header(stamp_ns: int, frame_id: str):
+    sec, nanosec = divmod(int(stamp_ns), 1_000_000_000)
+    return _Header(stamp=_Time(sec=sec, nanosec=nanosec), frame_id=frame_id)
+
+
+def image_message(array: np.ndarray, encoding: str, stamp_ns: int, frame_id: str, msg_header=None):
+    """An unpadded Image; ``msg_header`` (copied from an input) overrides stamp and frame id."""
+    height, width, step, bigendian, data = encode_image(array, encoding)
+    return _Image(header=msg_header if msg_header is not None else header(stamp_ns, frame_id), height=height,
+                  width=width, encoding=encoding, is_bigendian=int(bigendian), step=step,
+                  data=np.frombuffer(data, np.uint8))
+
+
+def serialize_image(msg) -> bytes:
+    return bytes(TYPESTORE.serialize_cdr(msg, IMAGE_TYPE))
+
+
+def deserialize_image(raw: bytes):
+    return TYPESTORE.deserialize_cdr(raw, IMAGE_TYPE)
+
+
+def image_array(msg, allowed: tuple[str, ...] | None = None) -> np.ndarray:
+    """Decode an Image message (honours step and is_bigendian); ImageFormatError names the problem."""
+    return decode_image(msg) if allowed is None else decode_image(msg, allowed)

@@ -1,0 +1,225 @@
+"""Offline replay: pair a bag's thermal and RGB images with the node's sync rules, fuse, segment, record.
+
+Streams the bag once in log-time order (memory bounded by the sync queues), so an hour-long
+recording replays like a short one. Output messages carry the RGB input's header, exactly as the node
+publishes them. Problems with the bag (missing, truncated, lacking a topic, undecodable images) are
+collected in ``ReplayResult.problems`` instead of raising, so a partial report is always possible.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from rosbags.rosbag2 import Reader, StoragePlugin, Writer
+
+from seafusion_ros.approximate_sync import make_sync
+from seafusion_ros.bags.messages import (
+    IMAGE_TYPE,
+    TYPESTORE,
+    deserialize_image,
+    image_array,
+    image_message,
+    serialize_image,
+    stamp_to_ns,
+)
+from seafusion_ros.engine import FusionEngine
+from seafusion_ros.image_encoding import COLOUR_ENCODINGS, THERMAL_ENCODINGS
+from seafusion_ros.metrics.fusion_metrics import fusion_scores
+from seafusion_ros.overlay import blend_overlay
+
+OUTPUT_TOPICS = ("/fused/image", "/segmentation/mask", "/segmentation/overlay")
+
+
+@dataclass(frozen=True)
+class ReplayOptions:
+    thermal_topic: str = "thermal/image_raw"
+    rgb_topic: str = "rgb/image_raw"
+    sync_mode: str = "approximate"
+    queue_size: int = 10
+    slop_s: float = 0.05
+    segment: bool = True
+    metrics: bool = True
+    overlay_alpha: float = 0.5
+    sample_frames: int = 6
+
+
+@dataclass
+class PairRecord:
+    rgb_stamp_ns: int
+    thermal_stamp_ns: int
+    timings: dict[str, float]
+    metrics: dict[str, float]
+
+
+@dataclass
+class ReplayResult:
+    bag: str
+    topics: dict[str, dict[str, Any]] = field(default_factory=dict)
+    ignored_topics: list[str] = field(default_factory=list)
+    pairs: list[PairRecord] = field(default_factory=list)
+    received: dict[str, int] = field(default_factory=lambda: {"thermal": 0, "rgb": 0})
+    rejected: dict[str, int] = field(default_factory=lambda: {"thermal": 0, "rgb": 0})
+    problems: list[str] = field(default_factory=list)
+    samples: list[dict[str, np.ndarray]] = field(default_factory=list)
+    output_bag: str | None = None
+    classes: list[str] = field(default_factory=list)
+
+    @property
+    def unmatched(self) -> dict[str, int]:
+        return {role: self.received[role] - self.rejected[role] - len(self.pairs) for role in self.received}
+
+
+def resolve_topic(wanted: str, available: list[str]) -> str | None:
+    """The bag topic for a node-relative name: exact match, or the unique topic ending in ``/wanted``."""
+    if wanted in available:
+        return wanted
+    candidates = [t for t in available if t == "/" + wanted.lstrip("/") or t.endswith("/" + wanted.lstrip("/"))]
+    if len(candidates) > 1:
+        raise ValueError(f"topic {wanted!r} is ambiguous in this bag: {candidates}; pass the full name")
+    return candidates[0] if candidates else None
+
+
+class _Replayer:
+    def __init__(self, engine: FusionEngine, options: ReplayOptions, writer: Writer | None, result: ReplayResult,
+                 palette: list[list[int]] | None) -> None:
+        self.engine, self.options, self.writer, self.result = engine, options, writer, result
+        self.palette = palette
+        self.segment = options.segment and engine.segmenter is not None and palette is not None
+        self.connections = {}
+        if writer is not None:
+            topics = OUTPUT_TOPICS if self.segment else OUTPUT_TOPICS[:1]
+            self.connections = {t: writer.add_connection(t, IMAGE_TYPE, typestore=TYPESTORE) for t in topics}
+
+    def on_pair(self, thermal_raw: bytes, rgb_raw: bytes) -> None:
+        t0 = time.perf_counter()
+        thermal_msg, rgb_msg = deserialize_image(thermal_raw), deserialize_image(rgb_raw)
+        try:
+            ir = image_array(thermal_msg, THERMAL_ENCODINGS)
+            vis = image_array(rgb_msg, COLOUR_ENCODINGS)
+            if vis.ndim == 3 and vis.shape[2] == 4:
+                vis = np.ascontiguousarray(vis[:, :, :3])
+            order = "bgr" if rgb_msg.encoding.startswith("bgr") else "rgb"
+            decode = time.perf_counter() - t0
+            out = self.engine.fuse(ir, vis, visible_order=order, output_order="rgb", segment=self.segment)
+        except ValueError as exc:
+            self.result.problems.append(f"pair at RGB stamp {stamp_to_ns(rgb_msg.header.stamp)} ns skipped: {exc}")
+            return
+        t1 = time.perf_counter()
+        stamp = stamp_to_ns(rgb_msg.header.stamp)
+        overlay = blend_overlay(out.image, out.mask, self.palette, self.options.overlay_alpha) if self.segment else None
+        if self.writer is not None:
+            outputs = [(OUTPUT_TOPICS[0], out.image, "rgb8")]
+            if self.segment:
+                outputs += [(OUTPUT_TOPICS[1], out.mask, "mono8"), (OUTPUT_TOPICS[2], overlay, "rgb8")]
+            for topic, array, encoding in outputs:
+                msg = image_message(array, encoding, 0, "", msg_header=rgb_msg.header)
+                self.writer.write(self.connections[topic], stamp, serialize_image(msg))
+        encode = time.perf_counter() - t1
+        ir8 = ir if ir.dtype == np.uint8 else self._thermal_as_8bit(ir)
+        vis_rgb = vis if vis.ndim == 2 or order == "rgb" else np.ascontiguousarray(vis[:, :, ::-1])
+        metrics = fusion_scores(out.image, ir8, vis_rgb).values if self.options.metrics else {}
+        timings = {"decode": decode, **out.timings, "encode_write": encode}
+        self.result.pairs.append(PairRecord(stamp, stamp_to_ns(thermal_msg.header.stamp), timings, metrics))
+        self.result.samples.append({"thermal": ir8, "rgb": vis_rgb, "fused": out.image,
+                                    **({"overlay": overlay} if overlay is not None else {})})
+        if len(self.result.samples) > 2 * self.options.sample_frames:  # keep an even spread, bounded memory
+            self.result.samples = self.result.samples[::2]
+
+    def _thermal_as_8bit(self, ir: np.ndarray) -> np.ndarray:
+        low, high = self.engine.gain.window
+        return np.clip((ir.astype(np.float32) - low) * (255.0 / max(high - low, 1e-6)) + 0.5, 0, 255).astype(np.uint8)
+
+
+def replay_bag(bag: str | os.PathLike, out_bag: str | os.PathLike | None, engine: FusionEngine,
+               options: ReplayOptions = ReplayOptions(), palette: list[list[int]] | None = None,
+               classes: list[str] | None = None,
+               progress: Callable[[int, int], None] | None = None) -> ReplayResult:
+    """Replay ``bag`` through ``engine``; write outputs to ``out_bag`` (MCAP, new folder) unless None."""
+    result = ReplayResult(bag=str(bag), classes=list(classes or []))
+    bag = Path(bag)
+    if not bag.exists():
+        result.problems.append(f"bag not found: {bag}")
+        return result
+    try:
+        reader = Reader(bag)
+        reader.open()
+    except Exception as exc:  # rosbags raises several types for broken metadata or storage
+        result.problems.append(f"cannot open bag {bag}: {exc}")
+        return result
+    try:
+        _replay_open_bag(reader, out_bag, engine, options, palette, result, progress)
+    finally:
+        reader.close()
+    return result
+
+
+def _replay_open_bag(reader: Reader, out_bag: str | os.PathLike | None, engine: FusionEngine,
+                     options: ReplayOptions, palette: list[list[int]] | None, result: ReplayResult,
+                     progress: Callable[[int, int], None] | None) -> None:
+    available = sorted({c.topic for c in reader.connections})
+    types = {c.topic: c.msgtype for c in reader.connections}
+    try:
+        roles = {"thermal": resolve_topic(options.thermal_topic, available),
+                 "rgb": resolve_topic(options.rgb_topic, available)}
+    except ValueError as exc:
+        result.problems.append(str(exc))
+        return
+    for role, topic in roles.items():
+        if topic is None:
+            result.problems.append(f"the bag has no {role} topic matching {getattr(options, role + '_topic')!r} "
+                                   f"(topics: {available})")
+        elif types[topic] != IMAGE_TYPE:
+            result.problems.append(f"{role} topic {topic} has type {types[topic]}, expected {IMAGE_TYPE}")
+            roles[role] = None
+    result.topics = {c.topic: {"type": c.msgtype, "messages": c.msgcount} for c in reader.connections}
+    result.ignored_topics = [t for t in available if t not in roles.values()]
+    if None in roles.values():
+        return
+    index = {roles["thermal"]: 0, roles["rgb"]: 1}
+    role_of = {0: "thermal", 1: "rgb"}
+    tmp = None
+    writer = None
+    if out_bag is not None:
+        out_bag = Path(out_bag)
+        tmp = out_bag.with_name(f".{out_bag.name}.partial")
+        shutil.rmtree(tmp, ignore_errors=True)
+        writer = Writer(tmp, version=9, storage_plugin=StoragePlugin.MCAP)
+        writer.open()
+    replayer = _Replayer(engine, options, writer, result, palette)
+    sync = make_sync(options.sync_mode, 2, options.queue_size, int(round(options.slop_s * 1e9)), replayer.on_pair)
+    wanted = [c for c in reader.connections if c.topic in index]
+    total = sum(c.msgcount for c in wanted)
+    seen = 0
+    try:
+        for connection, _, raw in reader.messages(connections=wanted):
+            seen += 1
+            i = index[connection.topic]
+            result.received[role_of[i]] += 1
+            try:
+                msg = deserialize_image(raw)
+            except Exception as exc:  # a corrupt CDR payload: count it and carry on
+                result.rejected[role_of[i]] += 1
+                result.problems.append(f"undecodable message on {connection.topic}: {exc}")
+                continue
+            sync.add(i, stamp_to_ns(msg.header.stamp), raw)
+            if progress is not None:
+                progress(seen, total)
+    except Exception as exc:  # truncated or damaged storage: keep what was read
+        result.problems.append(f"bag ended early after {seen} of {total} messages (truncated or damaged?): {exc}")
+    finally:
+        if writer is not None:
+            writer.close()
+            if result.pairs:
+                shutil.rmtree(out_bag, ignore_errors=True)
+                tmp.rename(out_bag)
+                result.output_bag = str(out_bag)
+            else:
+                shutil.rmtree(tmp, ignore_errors=True)
+

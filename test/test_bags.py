@@ -1,0 +1,166 @@
+"""Recordings: folder/synthetic -> bag -> offline replay -> output bag and report; damaged bags."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from rosbags.rosbag2 import Reader, StoragePlugin, Writer
+
+from seafusion_ros.bags.messages import TYPESTORE, deserialize_image, image_array, stamp_to_ns
+from seafusion_ros.bags.recording import StreamTiming, folder_frames, synthetic_frames, write_pair_bag
+from seafusion_ros.cli.eval import main as eval_main
+from seafusion_ros.cli.make_bag import main as make_bag_main
+from seafusion_ros.cli.replay import main as replay_main
+from seafusion_ros.models.checkpoint import save_checkpoint
+from seafusion_ros.models.segmentation import bisenet_lite, segmentation_card_fields
+
+
+@pytest.fixture
+def tiny_random_segmenter(tmp_path: Path) -> Path:
+    """A randomly initialised 3-class segmentation network: real outputs, meaningless classes."""
+    torch.manual_seed(0)
+    model = bisenet_lite(3)
+    card = {**segmentation_card_fields(model), "classes": ["background", "person", "car"],
+            "palette": [[0, 0, 0], [220, 20, 60], [0, 0, 142]]}
+    return save_checkpoint(tmp_path / "tiny_seg.pt", model, segmentation_card_fields(model)["arch"], card)
+
+
+@pytest.fixture
+def small_folders(msrs_dev: Path, tmp_path: Path) -> tuple[Path, Path]:
+    """Five real MSRS pairs shrunk to 120 x 160 (fast on the CPU)."""
+    ir_dir, vis_dir = tmp_path / "ir", tmp_path / "vi"
+    ir_dir.mkdir()
+    vis_dir.mkdir()
+    for stem in ("00004N", "00119D", "00786N", "00927N", "01016N"):
+        for src, dst in ((msrs_dev / "ir", ir_dir), (msrs_dev / "vi", vis_dir)):
+            image = cv2.imread(str(src / f"{stem}.png"), cv2.IMREAD_UNCHANGED)
+            cv2.imwrite(str(dst / f"{stem}.png"), cv2.resize(image, (160, 120), interpolation=cv2.INTER_AREA))
+    return ir_dir, vis_dir
+
+
+def _messages(bag: Path) -> dict[str, list]:
+    with Reader(bag) as reader:
+        found: dict[str, list] = {}
+        for connection, _, raw in reader.messages():
+            found.setdefault(connection.topic, []).append(deserialize_image(raw))
+    return found
+
+
+@pytest.mark.parametrize("storage", ["mcap", "sqlite3"])
+def test_folder_bag_replay_round_trip(small_folders, tmp_path, random_fusion_weights, tiny_random_segmenter,
+                                      storage):
+    ir_dir, vis_dir = small_folders
+    bag = tmp_path / "in_bag"
+    assert make_bag_main([str(bag), "--ir", str(ir_dir), "--vis", str(vis_dir), "--storage", storage,
+                          "--thermal-offset", "0.004", "--jitter", "0.001", "--no-progress"]) == 0
+    inputs = _messages(bag)
+    assert [m.encoding for m in inputs["/thermal/image_raw"]] == ["16UC1"] * 5
+    assert [m.encoding for m in inputs["/rgb/image_raw"]] == ["rgb8"] * 5
+    out = tmp_path / "report"
+    assert replay_main([str(bag), "--out", str(out), "--weights", str(random_fusion_weights), "--device", "cpu",
+                        "--segmentation-weights", str(tiny_random_segmenter), "--no-progress"]) == 0
+    outputs = _messages(out / "output_bag")
+    rgb_by_stamp = {stamp_to_ns(m.header.stamp): m for m in inputs["/rgb/image_raw"]}
+    assert set(outputs) == {"/fused/image", "/segmentation/mask", "/segmentation/overlay"}
+    for topic, encoding in (("/fused/image", "rgb8"), ("/segmentation/mask", "mono8"),
+                            ("/segmentation/overlay", "rgb8")):
+        assert len(outputs[topic]) == 5, topic
+        for msg in outputs[topic]:
+            source = rgb_by_stamp[stamp_to_ns(msg.header.stamp)]  # every output carries an input's stamp
+            assert msg.header.frame_id == source.header.frame_id == "rgb_camera"
+            assert (msg.height, msg.width, msg.encoding) == (120, 160, encoding)
+            assert msg.step == 160 * (3 if encoding == "rgb8" else 1)
+    for msg in outputs["/segmentation/mask"]:
+        assert image_array(msg).max() < 3
+    report = json.loads((out / "report.json").read_text())
+    assert report["pairs"] == 5 and report["unmatched"] == {"thermal": 0, "rgb": 0}
+    assert 3.0 < report["stamp_offset_thermal_minus_rgb_ms"]["mean"] < 5.0
+    assert set(report["latency_ms"]) >= {"decode", "prepare", "fuse", "segment", "encode_write"}
+    assert report["fusion_metrics"]["EN"]["n"] == 5
+    assert report["classes"] == ["background", "person", "car"]
+    assert (out / "contact_sheet.png").is_file() and "contact_sheet.png" in (out / "report.md").read_text()
+
+
+def test_replay_metrics_equal_seafusion_eval(msrs_dev, released_weights, tmp_path):
+    ir_dir, vis_dir = tmp_path / "ir", tmp_path / "vi"
+    ir_dir.mkdir()
+    vis_dir.mkdir()
+    for stem in ("00004N", "00119D", "01016N"):
+        (ir_dir / f"{stem}.png").symlink_to(msrs_dev / "ir" / f"{stem}.png")
+        (vis_dir / f"{stem}.png").symlink_to(msrs_dev / "vi" / f"{stem}.png")
+    bag = tmp_path / "bag"
+    assert make_bag_main([str(bag), "--ir", str(ir_dir), "--vis", str(vis_dir), "--thermal-encoding", "mono8",
+                          "--no-progress"]) == 0
+    assert replay_main([str(bag), "--out", str(tmp_path / "replay"), "--weights", str(released_weights),
+                        "--device", "cpu", "--no-segmentation", "--no-output-bag", "--no-progress"]) == 0
+    assert eval_main(["--ir", str(ir_dir), "--vis", str(vis_dir), "--weights", str(released_weights),
+                      "--device", "cpu", "--out", str(tmp_path / "eval"), "--jobs", "1"]) == 0
+    replay = json.loads((tmp_path / "replay" / "report.json").read_text())["fusion_metrics"]
+    evaluated = json.loads((tmp_path / "eval" / "summary.json").read_text())["methods"]
+    (method,) = evaluated.values()
+    for name in ("EN", "SD", "SF", "AG", "MI", "SCD", "CC", "VIF", "Qabf", "Nabf"):
+        assert replay[name]["mean"] == pytest.approx(method["mean"][name], rel=1e-6), name
+
+
+def test_synthetic_bag_has_both_camera_rates(tmp_path):
+    bag = write_pair_bag(tmp_path / "synthetic", synthetic_frames(1.0, StreamTiming(9.0), StreamTiming(30.0), 48, 64),
+                         progress=False)
+    msgs = _messages(bag)
+    assert len(msgs["/thermal/image_raw"]) == 9 and len(msgs["/rgb/image_raw"]) == 30
+    thermal = image_array(msgs["/thermal/image_raw"][0])
+    assert thermal.dtype == np.uint16 and thermal.max() < 2**14
+
+
+def test_existing_output_is_refused_and_nothing_partial_is_left(tmp_path, capsys):
+    (tmp_path / "bag").mkdir()
+    assert make_bag_main([str(tmp_path / "bag"), "--duration", "0.2", "--no-progress"]) == 2
+    assert "already exists" in capsys.readouterr().err
+    with pytest.raises(ValueError):
+        total, frames = folder_frames(tmp_path, tmp_path, StreamTiming(10.0), "mono8")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bag"]
+
+
+def _replay_cli(bag: Path, out: Path, weights: Path, capsys) -> tuple[int, str, dict]:
+    code = replay_main([str(bag), "--out", str(out), "--weights", str(weights), "--device", "cpu",
+                        "--no-segmentation", "--no-progress"])
+    err = capsys.readouterr().err
+    return code, err, json.loads((out / "report.json").read_text())
+
+
+def test_missing_topic_and_unknown_topics_give_a_message_and_a_report(tmp_path, random_fusion_weights, capsys):
+    bag = tmp_path / "rgb_only"
+    with Writer(bag, version=9, storage_plugin=StoragePlugin.MCAP) as writer:
+        conn = writer.add_connection("/rgb/image_raw", "sensor_msgs/msg/Image", typestore=TYPESTORE)
+        other = writer.add_connection("/chatter", "std_msgs/msg/String", typestore=TYPESTORE)
+        from seafusion_ros.bags.messages import image_message, serialize_image
+
+        writer.write(conn, 1, serialize_image(image_message(np.zeros((8, 8, 3), np.uint8), "rgb8", 1, "cam")))
+        writer.write(other, 2, bytes(TYPESTORE.serialize_cdr(TYPESTORE.types["std_msgs/msg/String"](data="hi"),
+                                                             "std_msgs/msg/String")))
+    code, err, report = _replay_cli(bag, tmp_path / "out", random_fusion_weights, capsys)
+    assert code == 1
+    assert "no thermal topic matching 'thermal/image_raw'" in err and "Traceback" not in err
+    assert report["topics"]["/chatter"]["type"] == "std_msgs/msg/String"
+    assert report["pairs"] == 0
+
+
+def test_truncated_bag_gives_a_partial_report(tmp_path, random_fusion_weights, capsys):
+    bag = write_pair_bag(tmp_path / "bag", synthetic_frames(2.0, StreamTiming(9.0), StreamTiming(9.0), 48, 64),
+                         progress=False)
+    (mcap,) = bag.glob("*.mcap")
+    data = mcap.read_bytes()
+    mcap.write_bytes(data[: len(data) * 2 // 3])
+    code, err, report = _replay_cli(bag, tmp_path / "out", random_fusion_weights, capsys)
+    assert code == 1 and "Traceback" not in err
+    assert report["problems"]
+    assert 0 <= report["pairs"] < 18
+
+
+def test_missing_bag_is_a_clear_message(tmp_path, random_fusion_weights, capsys):
+    code, err, report = _replay_cli(tmp_path / "nope", tmp_path / "out", random_fusion_weights, capsys)
+    assert code == 1 and "bag not found" in err
