@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -84,12 +83,12 @@ def write_image_atomic(path: str | os.PathLike, image: np.ndarray) -> Path:
     ok, encoded = cv2.imencode(path.suffix or ".png", image)
     if not ok:
         raise ValueError(f"cannot encode image for {path}")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")  # open() honours the umask, unlike mkstemp's 0600
     try:
-        with os.fdopen(fd, "wb") as handle:
+        with open(tmp, "wb") as handle:
             handle.write(encoded.tobytes())
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
     return path

@@ -28,7 +28,6 @@ import json
 import sys
 import threading
 import time
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -45,7 +44,7 @@ from torch import nn
 
 from seafusion_ros.approximate_sync import TimeSync, make_sync
 from seafusion_ros.engine import FusionEngine
-from seafusion_ros.overlay import blend_overlay, default_palette, palette_array
+from seafusion_ros.overlay import blend_overlay, palette_array
 from seafusion_ros.registration import Registration
 from seafusion_ros.ros.diagnostics import NodeStats
 from seafusion_ros.ros.image_conversion import (
@@ -57,12 +56,11 @@ from seafusion_ros.ros.image_conversion import (
     numpy_to_image,
 )
 from seafusion_ros.ros.parameters import NodeConfig, ParameterError, declare_parameters, read_config
-from seafusion_ros.weights import WEIGHTS_DIR
+from seafusion_ros.weights import classes_and_palette, load_segmenter
 
 NODE_NAME = "seafusion_node"
 THERMAL, RGB = 0, 1
 INPUT_TOPICS = ("thermal/image_raw", "rgb/image_raw")
-DEFAULT_SEGMENTATION_WEIGHTS = WEIGHTS_DIR / "segmentation_default.pt"
 BAD_INPUT_LOG_PERIOD_S = 5.0
 
 
@@ -72,38 +70,6 @@ class BadInput(ValueError):
     def __init__(self, kind: str, message: str) -> None:
         super().__init__(message)
         self.kind = kind
-
-
-def load_segmenter(path_param: str) -> tuple[nn.Module | None, dict[str, Any], str]:
-    """(model, card, note) from ``segmentation_weights``; model None with the reason when unavailable.
-
-    An explicit path that cannot be loaded is an error (raised); a missing bundled default is not.
-    """
-    path = Path(path_param) if path_param else DEFAULT_SEGMENTATION_WEIGHTS
-    try:
-        from seafusion_ros.models.segmentation import load_segmentation_model
-    except ImportError as exc:
-        if path_param:
-            raise ValueError(
-                f"segmentation_weights is set but the segmentation module is unavailable ({exc})"
-            ) from exc
-        return None, {}, f"segmentation module unavailable ({exc}): publishing the fused image only"
-    if not path.is_file():
-        if path_param:
-            raise ValueError(f"segmentation_weights file not found: {path}")
-        return None, {}, f"no bundled segmentation model at {path}: publishing the fused image only"
-    model, card = load_segmentation_model(path)
-    return model, dict(card), f"segmentation model {path}"
-
-
-def classes_and_palette(card: dict[str, Any], model: nn.Module) -> tuple[list[str], list[list[int]]]:
-    """Class names and palette from a model card, with defaults for what it lacks."""
-    classes = [str(c) for c in card.get("classes", [])]
-    if not classes:
-        count = int(getattr(model, "num_classes", 0)) or 2
-        classes = [f"class_{i}" for i in range(count)]
-    palette = [list(map(int, c)) for c in card.get("palette", [])] or default_palette(len(classes))
-    return classes, palette
 
 
 class SeaFusionNode(LifecycleNode):
