@@ -18,7 +18,8 @@ from seafusion_ros.metrics.fusion_metrics import HIGHER_IS_BETTER, METRIC_NAMES
 STAGES = ("decode", "prepare", "fuse", "segment", "finish", "encode_write")
 
 
-def _stats(values: list[float], scale: float = 1.0) -> dict[str, float]:
+def summary_stats(values: list[float], scale: float = 1.0) -> dict[str, float]:
+    """n, mean, std, median, p90, min and max of values times scale; {} when there are none."""
     if not values:
         return {}
     v = np.asarray(values, dtype=np.float64) * scale
@@ -29,10 +30,11 @@ def _stats(values: list[float], scale: float = 1.0) -> dict[str, float]:
 def summarise(result: ReplayResult) -> dict[str, Any]:
     """Everything the report says, as JSON-ready numbers (latencies and offsets in milliseconds)."""
     offsets = [(p.thermal_stamp_ns - p.rgb_stamp_ns) / 1e6 for p in result.pairs]
-    latency = {stage: _stats([p.timings[stage] for p in result.pairs if stage in p.timings], 1000.0)
+    latency = {stage: summary_stats([p.timings[stage] for p in result.pairs if stage in p.timings], 1000.0)
                for stage in STAGES}
     totals = [sum(p.timings.values()) for p in result.pairs]
-    metrics = {name: _stats([p.metrics[name] for p in result.pairs if name in p.metrics]) for name in METRIC_NAMES}
+    metrics = {name: summary_stats([p.metrics[name] for p in result.pairs if name in p.metrics])
+               for name in METRIC_NAMES}
     return {
         "bag": result.bag,
         "output_bag": result.output_bag,
@@ -42,16 +44,17 @@ def summarise(result: ReplayResult) -> dict[str, Any]:
         "messages_rejected": result.rejected,
         "pairs": len(result.pairs),
         "unmatched": result.unmatched,
-        "stamp_offset_thermal_minus_rgb_ms": _stats(offsets),
+        "stamp_offset_thermal_minus_rgb_ms": summary_stats(offsets),
         "latency_ms": {k: v for k, v in latency.items() if v},
-        "total_latency_ms": _stats(totals, 1000.0),
+        "total_latency_ms": summary_stats(totals, 1000.0),
         "fusion_metrics": {k: v for k, v in metrics.items() if v},
         "classes": result.classes,
         "problems": result.problems,
     }
 
 
-def _contact_sheet(samples: list[dict[str, np.ndarray]], count: int, width: int = 320) -> np.ndarray | None:
+def contact_sheet(samples: list[dict[str, np.ndarray]], count: int, width: int = 320) -> np.ndarray | None:
+    """Rows of thermal | rgb | fused | overlay tiles (those present) for up to count evenly spread samples."""
     if not samples:
         return None
     picks = [samples[int(i)] for i in np.linspace(0, len(samples) - 1, min(count, len(samples)))]
@@ -115,7 +118,7 @@ def write_report(result: ReplayResult, out_dir: str | os.PathLike, sample_frames
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     summary = summarise(result)
-    sheet = _contact_sheet(result.samples, sample_frames)
+    sheet = contact_sheet(result.samples, sample_frames)
     if sheet is not None:
         write_image_atomic(out_dir / "contact_sheet.png", sheet)
     _write_text_atomic(out_dir / "report.json", json.dumps(summary, indent=2))

@@ -1,64 +1,325 @@
-"""seafusion-demo: fuse the embedded synthetic night scene and write pictures to an output folder.
+"""seafusion-demo: the whole product on a recording, live: bag -> player -> node -> recorder -> report.
 
-Writes ``thermal.png`` (the 14-bit frame after the automatic gain), ``rgb.png``, ``fused.png`` and
-``side_by_side.png`` (thermal | RGB | fused, labelled), and prints where they are and how long fusion took.
+Without ``--bag`` it first writes the embedded synthetic night street scene as a bag (thermal 16UC1 at
+9 Hz, RGB rgb8 at 30 Hz). It then starts the real node (its own process, bundled models unless
+told otherwise, ``use_sim_time``), the recorder (node outputs, latched classes, /diagnostics) and
+the player (recorded timing, /clock), waits until the node has handled the last pair, stops
+everything and writes OUT: ``output_bag/``, ``report.md``, ``report.json``, ``contact_sheet.png``
+and ``logs/``. OUT is built under a temporary name and replaces an older OUT only when complete.
+
+All ROS traffic stays on this machine in one ROS domain (``--domain-id``; default ROS_DOMAIN_ID if
+set, else one derived from the process id, so parallel runs do not meet). Ctrl-C or SIGTERM stops
+every child process; a child that dies is reported with the end of its log.
 """
 
 from __future__ import annotations
 
 import argparse
-import logging
+import os
+import shutil
+import signal
+import subprocess
 import sys
+import tempfile
+import threading
+import time
 from pathlib import Path
 
-import cv2
-import numpy as np
+import rclpy
+from diagnostic_msgs.msg import DiagnosticArray
+from rclpy.context import Context
+from rclpy.executors import SingleThreadedExecutor
+from rclpy.node import Node
+from rclpy.signals import SignalHandlerOptions
+from rosbags.rosbag2 import Reader
 
-from seafusion_ros.engine import FusionEngine
-from seafusion_ros.image_pairs import write_image_atomic
-from seafusion_ros.synthetic_scene import render_frame
+from seafusion_ros.bags.messages import IMAGE_TYPE
+from seafusion_ros.bags.recording import StreamTiming, synthetic_frames, write_pair_bag
+from seafusion_ros.bags.replay import resolve_topic
+from seafusion_ros.cli.play import stop_on_signals
+from seafusion_ros.demo_report import CLASSES, DIAGNOSTICS, OUTPUT_IMAGES, DemoRun, write_demo_report
+
+NODE_INPUTS = ("/thermal/image_raw", "/rgb/image_raw")
+CLOCK_HZ = 100.0
+CLOCK_TAIL_S = 60.0
+STOP_TIMEOUT_S = 20.0
 
 
-def labelled(image_bgr: np.ndarray, text: str) -> np.ndarray:
-    out = image_bgr.copy()
-    scale = max(image_bgr.shape[1] / 640, 0.4)
-    cv2.putText(out, text, (int(10 * scale), int(30 * scale)), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255),
-                max(int(2 * scale), 1), cv2.LINE_AA)
-    return out
+class DemoError(RuntimeError):
+    """A step of the demo failed; the message says which and why."""
+
+
+class Interrupted(RuntimeError):
+    """Ctrl-C or SIGTERM."""
+
+
+class Child:
+    """One child process (``python -m module args``) with its log file; stopped with SIGINT, then SIGKILL."""
+
+    def __init__(self, name: str, module: str, args: list[str], env: dict[str, str], log_dir: Path) -> None:
+        self.name, self.log_path = name, log_dir / f"{name}.log"
+        self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
+        self.proc = subprocess.Popen([sys.executable, "-m", module, *args], env=env, stdout=self._log,
+                                     stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def log_tail(self, chars: int = 2000) -> str:
+        return self.log_path.read_text(errors="replace")[-chars:]
+
+    def stop(self, timeout: float = STOP_TIMEOUT_S) -> int:
+        if self.alive():
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+        self._log.close()
+        return self.proc.returncode
+
+
+class Watcher:
+    """A small node of the demo's own: the graph (who subscribes) and the seafusion node's /diagnostics."""
+
+    def __init__(self, domain_id: int) -> None:
+        self.context = Context()
+        rclpy.init(context=self.context, domain_id=domain_id,
+                   signal_handler_options=SignalHandlerOptions.NO)
+        self.node = Node("seafusion_demo", context=self.context)
+        self.diagnostics: dict[str, str] = {}
+        self.diagnostics_stamp_ns = 0
+        self._lock = threading.Lock()
+        self.node.create_subscription(DiagnosticArray, DIAGNOSTICS, self._on_diagnostics, 10)
+        self.executor = SingleThreadedExecutor(context=self.context)
+        self.executor.add_node(self.node)
+        self._running = True
+        self._thread = threading.Thread(target=self._spin, daemon=True)
+        self._thread.start()
+
+    def _spin(self) -> None:
+        while self._running:
+            self.executor.spin_once(timeout_sec=0.05)
+
+    def _on_diagnostics(self, msg: DiagnosticArray) -> None:
+        for status in msg.status:
+            if status.name.endswith("seafusion_node"):
+                with self._lock:
+                    self.diagnostics = {kv.key: kv.value for kv in status.values}
+                    self.diagnostics_stamp_ns = msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
+
+    def latest(self) -> tuple[dict[str, str], int]:
+        with self._lock:
+            return dict(self.diagnostics), self.diagnostics_stamp_ns
+
+    def subscribers(self, topic: str) -> int:
+        return self.node.count_subscribers(topic)
+
+    def publishers(self, topic: str) -> int:
+        return self.node.count_publishers(topic)
+
+    def close(self) -> None:
+        self._running = False
+        self._thread.join(timeout=5)
+        self.executor.shutdown(timeout_sec=1.0)
+        self.node.destroy_node()
+        self.context.try_shutdown()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="seafusion-demo", description=__doc__,
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--bag", type=Path, help="play this bag instead of the synthetic scene")
+    p.add_argument("--out", type=Path, default=Path("demo_output"), help="output folder (replaced when complete)")
+    p.add_argument("--thermal-topic", default="thermal/image_raw", help="bag topic: exact name or unique suffix")
+    p.add_argument("--rgb-topic", default="rgb/image_raw", help="bag topic: exact name or unique suffix")
+    p.add_argument("--fusion-weights", default="", help="fusion checkpoint ('' = bundled default)")
+    p.add_argument("--segmentation-weights", default="", help="segmentation checkpoint ('' = bundled, if any)")
+    p.add_argument("--device", default="auto", help="torch device of the node: auto, cpu, cuda, cuda:N")
+    p.add_argument("--rate", type=float, default=1.0, help="playback speed factor")
+    p.add_argument("--duration", type=float, default=5.0, help="synthetic bag: seconds")
+    p.add_argument("--size", type=int, nargs=2, default=(640, 480), metavar=("WIDTH", "HEIGHT"),
+                   help="synthetic bag: image size")
+    p.add_argument("--keep-input-bag", action="store_true", help="keep the generated bag as OUT/input_bag")
+    p.add_argument("--domain-id", type=int, help="ROS domain of the demo's processes")
+    p.add_argument("--startup-timeout", type=float, default=300.0, help="seconds for the node to load its models")
+    p.add_argument("--node-arg", action="append", default=[], metavar="NAME:=VALUE",
+                   help="extra node parameter (repeatable), e.g. --node-arg torch_threads:=2")
+    return p
+
+
+def _check_bag(bag: Path, thermal_wanted: str, rgb_wanted: str) -> tuple[str, str, float]:
+    """(thermal topic, RGB topic, duration in seconds) of a playable bag, or DemoError naming the problem."""
+    if not bag.exists():
+        raise DemoError(f"bag not found: {bag}")
+    try:
+        with Reader(bag) as reader:
+            types = {c.topic: c.msgtype for c in reader.connections}
+            duration = (reader.end_time - reader.start_time) / 1e9
+    except Exception as exc:  # rosbags raises several types for broken metadata or storage
+        raise DemoError(f"cannot open bag {bag}: {exc}") from exc
+    found = []
+    for role, wanted in (("thermal", thermal_wanted), ("RGB", rgb_wanted)):
+        try:
+            topic = resolve_topic(wanted, sorted(types))
+        except ValueError as exc:
+            raise DemoError(str(exc)) from exc
+        if topic is None:
+            raise DemoError(f"the bag has no {role} topic matching {wanted!r} (topics: {sorted(types)}); "
+                            "name it with --thermal-topic / --rgb-topic")
+        if types[topic] != IMAGE_TYPE:
+            raise DemoError(f"{role} topic {topic} has type {types[topic]}, expected {IMAGE_TYPE}")
+        found.append(topic)
+    return found[0], found[1], duration
+
+
+def _wait(condition, timeout: float, what: str, stop: threading.Event, children: list[Child]) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if stop.is_set():
+            raise Interrupted()
+        for child in children:
+            if not child.alive():
+                raise DemoError(f"{child.name} exited with status {child.proc.returncode} while waiting for "
+                                f"{what}; end of {child.log_path}:\n{child.log_tail()}")
+        if time.monotonic() > deadline:
+            raise DemoError(f"timed out after {timeout:.0f} s waiting for {what}")
+        time.sleep(0.1)
+
+
+def _settled(diagnostics: dict[str, str]) -> bool:
+    """Every pair the node formed is accounted for: published, dropped for a newer one, or skipped."""
+    try:
+        done = sum(int(diagnostics[k]) for k in ("processed", "dropped_pairs", "skipped_no_subscribers"))
+        return done == int(diagnostics["paired"])
+    except (KeyError, ValueError):
+        return False
+
+
+def run_demo(args: argparse.Namespace, work: Path, stop: threading.Event) -> tuple[DemoRun, Path | None]:
+    """Everything up to the bags: what the report needs, and the temporary folder of a generated bag (or None).
+
+    Children are always stopped; the temporary bag is removed here on failure, by the caller otherwise.
+    """
+    logs = work / "logs"
+    logs.mkdir(parents=True)
+    settings = {"fusion_weights": args.fusion_weights or "bundled default",
+                "segmentation_weights": args.segmentation_weights or "bundled default (if installed)",
+                "device": args.device, "rate": args.rate}
+    if args.bag is None:
+        bag_dir = work if args.keep_input_bag else Path(tempfile.mkdtemp(prefix="seafusion_demo_"))
+        bag = bag_dir / "input_bag"
+        width, height = args.size
+        print(f"writing the synthetic scene: {args.duration:g} s, {width}x{height}, thermal 9 Hz + RGB 30 Hz")
+        write_pair_bag(bag, synthetic_frames(args.duration, StreamTiming(9.0, 0.0, 0.002),
+                                             StreamTiming(30.0, 0.0, 0.002), height, width), progress=False)
+        settings["bag"] = f"synthetic scene, {args.duration:g} s, {width}x{height}"
+    else:
+        bag, bag_dir = args.bag.resolve(), None
+        settings["bag"] = str(bag)
+    try:
+        thermal_topic, rgb_topic, duration = _check_bag(bag, args.thermal_topic, args.rgb_topic)
+        run = DemoRun(bag, work / "output_bag", thermal_topic, rgb_topic, settings)
+        _run_graph(args, run, bag, duration, logs, stop)
+    except BaseException:
+        if bag_dir is not None and not args.keep_input_bag:
+            shutil.rmtree(bag_dir, ignore_errors=True)
+        raise
+    return run, bag_dir if bag_dir is not None and not args.keep_input_bag else None
+
+
+def _run_graph(args: argparse.Namespace, run: DemoRun, bag: Path, duration: float, logs: Path,
+               stop: threading.Event) -> None:
+    domain = args.domain_id if args.domain_id is not None else int(os.environ.get("ROS_DOMAIN_ID",
+                                                                                  1 + os.getpid() % 100))
+    env = dict(os.environ, ROS_DOMAIN_ID=str(domain), PYTHONUNBUFFERED="1", RCUTILS_LOGGING_BUFFERED_STREAM="0")
+    env.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+    run.settings["ros_domain_id"] = domain
+    node_params = [f"fusion_weights:={args.fusion_weights}", f"segmentation_weights:={args.segmentation_weights}",
+                   f"device:={args.device}", "use_sim_time:=true", *args.node_arg]
+    children: list[Child] = []
+    watcher = Watcher(domain)
+    try:
+        print(f"starting seafusion_node (ROS domain {domain}; loading models) ...", flush=True)
+        node_args = ["--ros-args"] + [a for p in node_params for a in ("-p", p)]
+        node = Child("node", "seafusion_ros.ros.node", node_args, env, logs)
+        children.append(node)
+        recorder = Child("recorder", "seafusion_ros.cli.record",
+                         [str(run.output_bag), *OUTPUT_IMAGES, CLASSES, DIAGNOSTICS,
+                          "--ros-args", "-p", "use_sim_time:=true"], env, logs)
+        children.append(recorder)
+        _wait(lambda: all(watcher.subscribers(t) for t in NODE_INPUTS), args.startup_timeout,
+              "the node to subscribe to its inputs", stop, children)
+        outputs = [t for t in OUTPUT_IMAGES if watcher.publishers(t)]
+        _wait(lambda: all(watcher.subscribers(t) for t in outputs), 30.0, "the recorder to subscribe", stop, children)
+        print(f"node ready ({', '.join(outputs)}); playing {bag} ({duration:.1f} s at rate {args.rate:g})")
+        player = Child("player", "seafusion_ros.cli.play",
+                       [str(bag), "--topics", run.thermal_topic, run.rgb_topic,
+                        "--remap", f"{run.thermal_topic}={NODE_INPUTS[0]}", f"{run.rgb_topic}={NODE_INPUTS[1]}",
+                        "--rate", str(args.rate), "--clock", str(CLOCK_HZ), "--clock-tail", str(CLOCK_TAIL_S),
+                        "--wait-for-subscribers", "10", "--delay", "0.5"], env, logs)
+        children.append(player)
+        with Reader(bag) as reader:
+            bag_end_ns = reader.end_time
+
+        def finished() -> bool:
+            values, stamp = watcher.latest()
+            return not player.alive() or (stamp > bag_end_ns + 200_000_000 and _settled(values))
+
+        _wait(finished, duration / args.rate + CLOCK_TAIL_S + 30.0, "the playback to end", stop,
+              [c for c in children if c is not player])
+        if player.stop() != 0:
+            raise DemoError(f"the player failed; end of {player.log_path}:\n{player.log_tail()}")
+        time.sleep(1.0)  # the last outputs reach the recorder
+        values, _ = watcher.latest()
+        print(f"playback done: node paired {values.get('paired', '?')}, processed {values.get('processed', '?')}, "
+              f"dropped {values.get('dropped_pairs', '?')}; stopping")
+        if recorder.stop() != 0 or not run.output_bag.exists():
+            raise DemoError(f"the recorder failed; end of {recorder.log_path}:\n{recorder.log_tail()}")
+        node_status = node.stop()
+        if node_status != 0:
+            run.problems.append(f"the node exited with status {node_status} (see logs/node.log)")
+    finally:
+        for child in reversed(children):
+            child.stop()
+        watcher.close()
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="seafusion-demo", description=__doc__,
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--out", type=Path, default=Path("demo_output"), help="output folder")
-    p.add_argument("--weights", type=Path, default=None, help="fusion checkpoint (default: bundled model)")
-    p.add_argument("--device", default="auto")
-    p.add_argument("--frame", type=int, default=0, help="scene frame index (the pedestrian walks with it)")
-    args = p.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-
-    frame = render_frame(args.frame)
-    engine = FusionEngine(args.weights, device=args.device)
-    engine.warmup(*frame.rgb.shape[:2])
-    result = engine.fuse(frame.thermal, frame.rgb, visible_order="rgb", output_order="bgr")
-    low, high = engine.gain.window
-    thermal8 = np.clip((frame.thermal.astype(np.float32) - low) * (255.0 / (high - low)), 0, 255).astype(np.uint8)
-    thermal_bgr = cv2.cvtColor(thermal8, cv2.COLOR_GRAY2BGR)
-    rgb_bgr = np.ascontiguousarray(frame.rgb[:, :, ::-1])
-    written = [
-        write_image_atomic(args.out / "thermal.png", thermal8),
-        write_image_atomic(args.out / "rgb.png", rgb_bgr),
-        write_image_atomic(args.out / "fused.png", result.image),
-        write_image_atomic(args.out / "side_by_side.png", np.hstack([
-            labelled(thermal_bgr, "thermal (14-bit, auto gain)"), labelled(rgb_bgr, "RGB"),
-            labelled(result.image, "SeAFusion fused")])),
-    ]
-    total = sum(result.timings.values())
-    print(f"fused a {frame.rgb.shape[1]}x{frame.rgb.shape[0]} pair on {engine.device} in {total * 1000:.0f} ms "
-          f"(weights: {engine.weights_path})")
-    for path in written:
-        print(f"wrote {path}")
-    return 0
+    args = build_parser().parse_args(argv)
+    if args.rate <= 0 or args.duration <= 0:
+        print("seafusion-demo: error: --rate and --duration must be positive", file=sys.stderr)
+        return 2
+    out = args.out.resolve()
+    work = out.with_name(f".{out.name}.partial")
+    shutil.rmtree(work, ignore_errors=True)
+    stop = threading.Event()
+    stop_on_signals(stop)
+    started = time.monotonic()
+    temporary = None
+    try:
+        run, temporary = run_demo(args, work, stop)
+        summary = write_demo_report(run, work)
+        if out.exists():
+            shutil.rmtree(out)
+        work.rename(out)
+    except DemoError as exc:
+        print(f"seafusion-demo: error: {exc}", file=sys.stderr)
+        return 1
+    except Interrupted:
+        print("seafusion-demo: interrupted; every process stopped, nothing written", file=sys.stderr)
+        return 130
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+        if temporary is not None:
+            shutil.rmtree(temporary, ignore_errors=True)
+    for problem in summary["problems"]:
+        print(f"seafusion-demo: {problem}", file=sys.stderr)
+    node = summary["node"]
+    print(f"done in {time.monotonic() - started:.0f} s: node processed {node.get('processed', 0)} of "
+          f"{node.get('paired', 0)} pairs; report {out / 'report.md'}")
+    return 1 if summary["problems"] else 0
 
 
 if __name__ == "__main__":
