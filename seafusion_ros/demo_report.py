@@ -4,8 +4,8 @@ ROS-free (rosbags only), so the report can be rebuilt from the bags anywhere. Ra
 the recording's span in bag time. End-to-end latency is the recorder's receive time (``/clock`` time,
 so bag time) minus the input stamp each output carries; per-stage latency comes from the node's last
 ``/diagnostics`` status in the output bag. Pictures: the inputs the node fused (the RGB image with
-the output's stamp and its thermal partner under the node's synchroniser rules), the fused image
-and the overlay, on one contact sheet.
+the output's stamp and the thermal image nearest to it, the node's partner unless messages were lost
+in transport), the fused image and the overlay, on one contact sheet.
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ class DemoRun:
 
 
 def _input_index(run: DemoRun) -> tuple[dict[str, Any], dict[int, int]]:
-    """Counts, stamps and span of the inputs, and the RGB stamp -> thermal stamp pairs of the sync rules."""
+    """Counts, stamps and span of the inputs, and RGB stamp -> nearest thermal stamp (within the slop)."""
     events, stamps = [], {"thermal": [], "rgb": []}
     with Reader(run.input_bag) as reader:
         wanted = [c for c in reader.connections if c.topic in (run.thermal_topic, run.rgb_topic)]
@@ -59,8 +59,15 @@ def _input_index(run: DemoRun) -> tuple[dict[str, Any], dict[int, int]]:
         span_ns = reader.end_time - reader.start_time
     pairs = pair_streams(events, "approximate", run.queue_size, run.slop_ns)
     info = {role: {"messages": len(s), "camera_rate_hz": _rate(s)} for role, s in stamps.items()}
+    thermal = np.array(sorted(stamps["thermal"]), dtype=np.int64)
+    partner = {}
+    for rgb in stamps["rgb"]:
+        if thermal.size:
+            i = int(np.argmin(np.abs(thermal - rgb)))
+            if abs(int(thermal[i]) - rgb) < run.slop_ns:
+                partner[rgb] = int(thermal[i])
     return {"inputs": info, "span_s": span_ns / 1e9, "rgb_stamps": set(stamps["rgb"]),
-            "pairs_by_sync_rules": len(pairs)}, {rgb: thermal for thermal, rgb in pairs}
+            "pairs_by_sync_rules": len(pairs)}, partner
 
 
 def _rate(stamps: list[int]) -> float:
@@ -213,6 +220,14 @@ def markdown(summary: dict[str, Any]) -> str:
             lines.append(f"| {label} | {node[key]} | {rates[key]:.2f} |")
     for topic, t in outputs.items():
         lines.append(f"| {topic} recorded | {t['messages']} | {t['rate_hz']:.2f} |")
+    played = ins["thermal"]["messages"] + ins["rgb"]["messages"]
+    if "thermal_received" in node and "rgb_received" in node:
+        lost = played - node["thermal_received"] - node["rgb_received"]
+        lines += ["", f"From the complete bag the synchroniser rules form {summary['pairs_by_sync_rules']} pairs."]
+        if lost > 0:
+            lines[-1] += (f" {lost} of the {played} played messages never reached the node (input QoS "
+                          f"{node.get('input_qos', '?')}): best-effort delivery drops large images when the receiving "
+                          "process is busy, as with a real camera; `--reliable` plays them reliably instead.")
     if "paired" in node and "processed" in node:
         fuse = node["stage_latency_ms"].get("fuse", {}).get("mean")
         pair_period = 1000.0 * span / node["paired"] if node["paired"] else None

@@ -138,6 +138,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--segmentation-weights", default="", help="segmentation checkpoint ('' = bundled, if any)")
     p.add_argument("--device", default="auto", help="torch device of the node: auto, cpu, cuda, cuda:N")
     p.add_argument("--rate", type=float, default=1.0, help="playback speed factor")
+    p.add_argument("--reliable", action="store_true",
+                   help="reliable playback and node inputs (default: best effort, like a camera)")
     p.add_argument("--duration", type=float, default=5.0, help="synthetic bag: seconds")
     p.add_argument("--size", type=int, nargs=2, default=(640, 480), metavar=("WIDTH", "HEIGHT"),
                    help="synthetic bag: image size")
@@ -206,7 +208,7 @@ def run_demo(args: argparse.Namespace, work: Path, stop: threading.Event) -> tup
     logs.mkdir(parents=True)
     settings = {"fusion_weights": args.fusion_weights or "bundled default",
                 "segmentation_weights": args.segmentation_weights or "bundled default (if installed)",
-                "device": args.device, "rate": args.rate}
+                "device": args.device, "rate": args.rate, "input_qos": "reliable" if args.reliable else "best effort"}
     if args.bag is None:
         bag_dir = work if args.keep_input_bag else Path(tempfile.mkdtemp(prefix="seafusion_demo_"))
         bag = bag_dir / "input_bag"
@@ -236,8 +238,11 @@ def _run_graph(args: argparse.Namespace, run: DemoRun, bag: Path, duration: floa
     env = dict(os.environ, ROS_DOMAIN_ID=str(domain), PYTHONUNBUFFERED="1", RCUTILS_LOGGING_BUFFERED_STREAM="0")
     env.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
     run.settings["ros_domain_id"] = domain
-    node_params = [f"fusion_weights:={args.fusion_weights}", f"segmentation_weights:={args.segmentation_weights}",
-                   f"device:={args.device}", "use_sim_time:=true", *args.node_arg]
+    weights = {"fusion_weights": args.fusion_weights, "segmentation_weights": args.segmentation_weights}
+    node_params = [f"{name}:={os.path.abspath(path)}" for name, path in weights.items() if path]  # '' = default
+    node_params += [f"device:={args.device}", "use_sim_time:=true", *args.node_arg]
+    if args.reliable:
+        node_params.append("qos.reliability:=reliable")
     children: list[Child] = []
     watcher = Watcher(domain)
     try:
@@ -258,7 +263,8 @@ def _run_graph(args: argparse.Namespace, run: DemoRun, bag: Path, duration: floa
                        [str(bag), "--topics", run.thermal_topic, run.rgb_topic,
                         "--remap", f"{run.thermal_topic}={NODE_INPUTS[0]}", f"{run.rgb_topic}={NODE_INPUTS[1]}",
                         "--rate", str(args.rate), "--clock", str(CLOCK_HZ), "--clock-tail", str(CLOCK_TAIL_S),
-                        "--wait-for-subscribers", "10", "--delay", "0.5"], env, logs)
+                        "--wait-for-subscribers", "10", "--delay", "0.5",
+                        "--qos-reliability", "reliable" if args.reliable else "auto"], env, logs)
         children.append(player)
         with Reader(bag) as reader:
             bag_end_ns = reader.end_time
