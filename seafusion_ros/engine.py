@@ -19,12 +19,13 @@ import torch
 from torch import Tensor, nn
 
 from seafusion_ros.colour import rgb_to_ycrcb, ycrcb_to_rgb
-from seafusion_ros.device import resolve_device, resolve_precision
+from seafusion_ros.device import auto_precision, resolve_device, resolve_precision
 from seafusion_ros.models.checkpoint import load_fusion_model
 from seafusion_ros.thermal_gain import ThermalGain, ThermalGainConfig
 from seafusion_ros.weights import default_fusion_weights
 
 NORMALIZATIONS = ("none", "minmax")
+BACKENDS = ("torch", "onnxruntime")
 COLOR_ORDERS = ("rgb", "bgr")
 IR_DTYPES = (np.uint8, np.uint16, np.float32)
 
@@ -79,7 +80,10 @@ class FusionEngine:
     Args:
         weights: fusion checkpoint (released or own format); None = the bundled default model.
         device: ``auto`` (CUDA if available, else CPU), ``cpu``, ``cuda``, ``cuda:N``.
-        precision: ``fp32``, ``bf16`` (CPU with AVX-512 BF16, or GPU) or ``fp16`` (GPU only).
+        precision: ``auto`` (fp16 on CUDA, bf16 on CPUs with native bf16, else fp32), ``fp32``, ``bf16``
+            or ``fp16`` (GPU only). Reduced precision stays within 2 grey levels of fp32 (bench/).
+        backend: ``torch`` (eager, autocast for bf16/fp16) or ``onnxruntime`` (exact fp32, the fastest
+            fp32 path on a CPU; exported in memory at start-up).
         normalize: ``none`` (stable across frames) or ``minmax`` (the authors' per-frame stretch).
         thermal_gain: how 16-bit / float thermal is mapped to [0, 1].
         channels_last: NHWC memory format for the convolutions (faster on CPU); None = on for CPU.
@@ -91,17 +95,25 @@ class FusionEngine:
         self,
         weights: str | os.PathLike | None = None,
         device: str = "auto",
-        precision: str = "fp32",
+        precision: str = "auto",
         normalize: str = "none",
         thermal_gain: ThermalGainConfig | None = None,
         channels_last: bool | None = None,
         segmenter: nn.Module | None = None,
+        backend: str = "torch",
     ) -> None:
         if normalize not in NORMALIZATIONS:
             raise ValueError(f"normalize must be one of {NORMALIZATIONS}, got {normalize!r}")
+        if backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
         self.device = resolve_device(device)
+        if backend == "onnxruntime":
+            if precision not in ("auto", "fp32"):
+                raise ValueError(f"backend onnxruntime runs fp32 only, got precision {precision!r}")
+            precision = "fp32"
         self.autocast_dtype = resolve_precision(precision, self.device)
-        self.precision = precision
+        self.precision = auto_precision(self.device) if precision == "auto" else precision
+        self.backend = backend
         self.normalize = normalize
         self.gain = ThermalGain(thermal_gain)
         self.weights_path = weights if weights is not None else default_fusion_weights()
@@ -109,6 +121,12 @@ class FusionEngine:
         self.channels_last = self.device.type == "cpu" if channels_last is None else channels_last
         self._memory_format = torch.channels_last if self.channels_last else torch.contiguous_format
         self.model = model.to(self.device, memory_format=self._memory_format).eval()
+        self._network = self.model
+        if backend == "onnxruntime":
+            from seafusion_ros.onnx_backend import OnnxFusionRunner
+
+            self._network = OnnxFusionRunner(model, self.device)
+        log.info("seafusion: fusion backend %s, precision %s", backend, self.precision)
         self.segmenter: nn.Module | None = None
         self.set_segmenter(segmenter)
 
@@ -174,8 +192,8 @@ class FusionEngine:
             ir_t, y, cr, cb = self._prepare(ir, visible, visible_order)
             t1 = self._sync_time(timings, "prepare", t0)
             with self._autocast():
-                fused_y = self.model(y.contiguous(memory_format=self._memory_format),
-                                     ir_t.contiguous(memory_format=self._memory_format))
+                fused_y = self._network(y.contiguous(memory_format=self._memory_format),
+                                        ir_t.contiguous(memory_format=self._memory_format))
             fused_y = fused_y.float()
             rgb = ycrcb_to_rgb(fused_y, cr, cb)
             t2 = self._sync_time(timings, "fuse", t1)

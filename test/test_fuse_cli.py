@@ -27,7 +27,8 @@ def test_released_weights_with_minmax_reproduce_the_authors_outputs(released_wei
         (vis_dir / f"{stem}.png").symlink_to(msrs_dev / "vi" / f"{stem}.png")
     out = tmp_path / "out"
     assert fuse_main(["--ir", str(ir_dir), "--vis", str(vis_dir), "--out", str(out), "--weights",
-                      str(released_weights), "--normalize", "minmax", "--device", "cpu", "--no-progress"]) == 0
+                      str(released_weights), "--normalize", "minmax", "--precision", "fp32", "--device", "cpu",
+                      "--no-progress"]) == 0
     for stem in stems:
         ours = cv2.imread(str(out / f"{stem}.png"), cv2.IMREAD_COLOR).astype(int)
         theirs = cv2.imread(str(reference / f"{stem}.png"), cv2.IMREAD_COLOR).astype(int)

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from seafusion_ros.cli.engine_options import add_engine_arguments, engine_from_args
 from seafusion_ros.evaluation.fusion_report import write_report
 from seafusion_ros.evaluation.pairs import plan_evaluation
 from seafusion_ros.evaluation.runner import keep_large_buffers_in_heap, score_plan
@@ -58,10 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
     fuse.add_argument("--weights", type=Path, help="fusion checkpoint: fuse every pair with the inference "
                       "engine into OUT/fused/NAME/ and score it")
     fuse.add_argument("--name", help="method name for --weights (default: the weights file stem)")
-    fuse.add_argument("--device", default="auto", help="inference device: auto, cpu, cuda, cuda:N")
-    fuse.add_argument("--precision", default="fp32", choices=("fp32", "bf16", "fp16"))
-    fuse.add_argument("--normalize", default="none", choices=("none", "minmax"),
-                      help="output normalisation (minmax = the authors' per-frame stretch)")
+    add_engine_arguments(fuse, weights=False)
     parser.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1),
                         help="parallel worker processes for scoring")
     parser.add_argument("--examples", type=int, default=4, help="example pairs in examples.png (0: none)")
@@ -86,10 +84,7 @@ def fuse_folder(args: argparse.Namespace, name: str) -> tuple[Path, list[tuple[s
     """Fuse every IR / visible pair with ``args.weights`` into OUT/fused/NAME; return it and failures."""
     import cv2
 
-    from seafusion_ros.engine import FusionEngine
-
-    engine = FusionEngine(args.weights, device=args.device, precision=args.precision,
-                          normalize=args.normalize)
+    engine = engine_from_args(args)
     folder = args.out / "fused" / name
     failures = []
     pairs = match_pairs(args.ir, args.vis).pairs

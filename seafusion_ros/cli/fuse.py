@@ -9,34 +9,9 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from seafusion_ros.device import PRECISIONS
-from seafusion_ros.engine import NORMALIZATIONS, FusionEngine
+from seafusion_ros.cli.engine_options import add_engine_arguments, engine_from_args
 from seafusion_ros.image_pairs import match_pairs, read_image, read_visible, write_image_atomic
 from seafusion_ros.models.checkpoint import CheckpointError
-from seafusion_ros.thermal_gain import GAIN_MODES, ThermalGainConfig
-
-
-def add_engine_arguments(p: argparse.ArgumentParser) -> None:
-    """The engine options every fusing CLI shares."""
-    p.add_argument("--weights", type=Path, default=None,
-                   help="fusion checkpoint: the authors' released .pth or our own format (default: bundled model)")
-    p.add_argument("--device", default="auto", help="auto (CUDA if available, else CPU), cpu, cuda, cuda:N")
-    p.add_argument("--precision", default="fp32", choices=PRECISIONS, help="fp16 needs CUDA")
-    p.add_argument("--normalize", default="none", choices=NORMALIZATIONS,
-                   help="none: stable across frames; minmax: the authors' per-image stretch")
-    p.add_argument("--gain", default="percentile", choices=GAIN_MODES,
-                   help="thermal gain for 16-bit/float infrared (8-bit is used as is)")
-    p.add_argument("--gain-percentiles", type=float, nargs=2, default=(1.0, 99.0), metavar=("LOW", "HIGH"))
-    p.add_argument("--gain-range", type=float, nargs=2, default=(0.0, 65535.0), metavar=("LOW", "HIGH"),
-                   help="raw window for --gain fixed")
-
-
-def engine_from_args(args: argparse.Namespace) -> FusionEngine:
-    gain = ThermalGainConfig(mode=args.gain, low_percentile=args.gain_percentiles[0],
-                             high_percentile=args.gain_percentiles[1], fixed_low=args.gain_range[0],
-                             fixed_high=args.gain_range[1])
-    return FusionEngine(args.weights, device=args.device, precision=args.precision, normalize=args.normalize,
-                        thermal_gain=gain)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -18,7 +18,7 @@ from tqdm import tqdm
 from seafusion_ros.approximate_sync import SYNC_MODES
 from seafusion_ros.bags.replay import ReplayOptions, replay_bag
 from seafusion_ros.bags.replay_report import write_report
-from seafusion_ros.cli.fuse import add_engine_arguments, engine_from_args
+from seafusion_ros.cli.engine_options import add_engine_arguments, engine_from_args
 from seafusion_ros.weights import classes_and_palette, load_segmenter
 
 

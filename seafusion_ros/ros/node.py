@@ -199,6 +199,7 @@ class SeaFusionNode(LifecycleNode):
             normalize=cfg.normalize,
             thermal_gain=cfg.thermal_gain,
             segmenter=self._segmenter,
+            backend=cfg.backend,
         )
         if cfg.warmup:
             height, width = cfg.output_size or (64, 80)

@@ -16,7 +16,7 @@ from rclpy.node import Node
 
 from seafusion_ros.approximate_sync import SYNC_MODES
 from seafusion_ros.device import PRECISIONS
-from seafusion_ros.engine import NORMALIZATIONS
+from seafusion_ros.engine import BACKENDS, NORMALIZATIONS
 from seafusion_ros.registration import REGISTRATION_MODES
 from seafusion_ros.thermal_gain import GAIN_MODES, ThermalGainConfig
 
@@ -60,7 +60,10 @@ PARAMETERS: tuple[ParamSpec, ...] = (
         "autostart", True, "configure and activate at start-up (false: wait for lifecycle transitions)"
     ),
     ParamSpec("device", "auto", "torch device: auto (CUDA if available, else CPU), cpu, cuda, cuda:N"),
-    ParamSpec("precision", "fp32", "inference precision", choices=PRECISIONS),
+    ParamSpec("precision", "auto", "inference precision: auto = fp16 on CUDA, bf16 on CPUs with native bf16, "
+              "else fp32", choices=PRECISIONS),
+    ParamSpec("backend", "torch", "fusion backend: torch, or onnxruntime (exact fp32, fastest fp32 on CPU)",
+              choices=BACKENDS),
     ParamSpec(
         "normalize",
         "none",
@@ -135,6 +138,7 @@ class NodeConfig:
     autostart: bool
     device: str
     precision: str
+    backend: str
     normalize: str
     fusion_weights: str
     segmentation_weights: str
@@ -204,6 +208,7 @@ def config_from_values(values: dict[str, Any]) -> NodeConfig:
         autostart=v["autostart"],
         device=v["device"],
         precision=v["precision"],
+        backend=v["backend"],
         normalize=v["normalize"],
         fusion_weights=v["fusion_weights"],
         segmentation_weights=v["segmentation_weights"],

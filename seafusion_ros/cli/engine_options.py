@@ -1,0 +1,37 @@
+"""Engine options shared by every command that fuses (seafusion-fuse, -eval --weights, -replay, ...)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from seafusion_ros.device import PRECISIONS
+from seafusion_ros.engine import BACKENDS, NORMALIZATIONS, FusionEngine
+from seafusion_ros.thermal_gain import GAIN_MODES, ThermalGainConfig
+
+
+def add_engine_arguments(p: argparse.ArgumentParser | argparse._ArgumentGroup, weights: bool = True) -> None:
+    """Add --weights (unless the caller has its own), --device, --precision, --backend, --normalize, gain."""
+    if weights:
+        p.add_argument("--weights", type=Path, default=None,
+                       help="fusion checkpoint: the authors' released .pth or our own format (default: bundled model)")
+    p.add_argument("--device", default="auto", help="auto (CUDA if available, else CPU), cpu, cuda, cuda:N")
+    p.add_argument("--precision", default="auto", choices=PRECISIONS,
+                   help="auto: fp16 on CUDA, bf16 on CPUs with native bf16, else fp32; fp16 needs CUDA")
+    p.add_argument("--backend", default="torch", choices=BACKENDS,
+                   help="onnxruntime: exact fp32, the fastest fp32 path on a CPU")
+    p.add_argument("--normalize", default="none", choices=NORMALIZATIONS,
+                   help="none: stable across frames; minmax: the authors' per-image stretch")
+    p.add_argument("--gain", default="percentile", choices=GAIN_MODES,
+                   help="thermal gain for 16-bit/float infrared (8-bit is used as is)")
+    p.add_argument("--gain-percentiles", type=float, nargs=2, default=(1.0, 99.0), metavar=("LOW", "HIGH"))
+    p.add_argument("--gain-range", type=float, nargs=2, default=(0.0, 65535.0), metavar=("LOW", "HIGH"),
+                   help="raw window for --gain fixed")
+
+
+def engine_from_args(args: argparse.Namespace) -> FusionEngine:
+    gain = ThermalGainConfig(mode=args.gain, low_percentile=args.gain_percentiles[0],
+                             high_percentile=args.gain_percentiles[1], fixed_low=args.gain_range[0],
+                             fixed_high=args.gain_range[1])
+    return FusionEngine(args.weights, device=args.device, precision=args.precision, normalize=args.normalize,
+                        thermal_gain=gain, backend=args.backend)
