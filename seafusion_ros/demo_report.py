@@ -243,6 +243,8 @@ def markdown(summary: dict[str, Any]) -> str:
             lines.append(f"| end to end, {topic} (receive - input stamp) | {e['mean']:.0f} | {e['median']:.0f} | "
                          f"{e['p90']:.0f} | {e['max']:.0f} |")
     for stage, v in node.get("stage_latency_ms", {}).items():
+        if stage == "segment" and node.get("segmentation") == "off":
+            continue
         lines.append(f"| node stage `{stage}` (/diagnostics, last 50 pairs) | {_fmt(v['mean'])} |  |  | "
                      f"{_fmt(v['max'])} |")
     lines += ["", "## Outputs", "", "| topic | messages | size | encoding | stamps = input RGB stamps |",

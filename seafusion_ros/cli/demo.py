@@ -38,6 +38,7 @@ from seafusion_ros.bags.recording import StreamTiming, synthetic_frames, write_p
 from seafusion_ros.bags.replay import resolve_topic
 from seafusion_ros.cli.play import stop_on_signals
 from seafusion_ros.demo_report import CLASSES, DIAGNOSTICS, OUTPUT_IMAGES, DemoRun, write_demo_report
+from seafusion_ros.weights import default_fusion_weights
 
 NODE_INPUTS = ("/thermal/image_raw", "/rgb/image_raw")
 CLOCK_HZ = 100.0
@@ -140,7 +141,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rate", type=float, default=1.0, help="playback speed factor")
     p.add_argument("--reliable", action="store_true",
                    help="reliable playback and node inputs (default: best effort, like a camera)")
-    p.add_argument("--duration", type=float, default=5.0, help="synthetic bag: seconds")
+    p.add_argument("--duration", type=float, default=8.0, help="synthetic bag: seconds")
     p.add_argument("--size", type=int, nargs=2, default=(640, 480), metavar=("WIDTH", "HEIGHT"),
                    help="synthetic bag: image size")
     p.add_argument("--keep-input-bag", action="store_true", help="keep the generated bag as OUT/input_bag")
@@ -184,7 +185,7 @@ def _wait(condition, timeout: float, what: str, stop: threading.Event, children:
         for child in children:
             if not child.alive():
                 raise DemoError(f"{child.name} exited with status {child.proc.returncode} while waiting for "
-                                f"{what}; end of {child.log_path}:\n{child.log_tail()}")
+                                f"{what}; end of its log:\n{child.log_tail()}")
         if time.monotonic() > deadline:
             raise DemoError(f"timed out after {timeout:.0f} s waiting for {what}")
         time.sleep(0.1)
@@ -204,6 +205,14 @@ def run_demo(args: argparse.Namespace, work: Path, stop: threading.Event) -> tup
 
     Children are always stopped; the temporary bag is removed here on failure, by the caller otherwise.
     """
+    for name, path in (("fusion", args.fusion_weights), ("segmentation", args.segmentation_weights)):
+        if path and not Path(path).is_file():
+            raise DemoError(f"{name} weights file not found: {path}")
+    if not args.fusion_weights:
+        try:
+            default_fusion_weights()
+        except FileNotFoundError as exc:
+            raise DemoError(f"{exc}; give a checkpoint with --fusion-weights") from exc
     logs = work / "logs"
     logs.mkdir(parents=True)
     settings = {"fusion_weights": args.fusion_weights or "bundled default",
@@ -276,13 +285,13 @@ def _run_graph(args: argparse.Namespace, run: DemoRun, bag: Path, duration: floa
         _wait(finished, duration / args.rate + CLOCK_TAIL_S + 30.0, "the playback to end", stop,
               [c for c in children if c is not player])
         if player.stop() != 0:
-            raise DemoError(f"the player failed; end of {player.log_path}:\n{player.log_tail()}")
+            raise DemoError(f"the player failed; end of its log:\n{player.log_tail()}")
         time.sleep(1.0)  # the last outputs reach the recorder
         values, _ = watcher.latest()
         print(f"playback done: node paired {values.get('paired', '?')}, processed {values.get('processed', '?')}, "
               f"dropped {values.get('dropped_pairs', '?')}; stopping")
         if recorder.stop() != 0 or not run.output_bag.exists():
-            raise DemoError(f"the recorder failed; end of {recorder.log_path}:\n{recorder.log_tail()}")
+            raise DemoError(f"the recorder failed; end of its log:\n{recorder.log_tail()}")
         node_status = node.stop()
         if node_status != 0:
             run.problems.append(f"the node exited with status {node_status} (see logs/node.log)")
