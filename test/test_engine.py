@@ -127,3 +127,19 @@ def test_reduced_precision_stays_within_two_grey_levels_on_real_pairs(released_w
         a = fp32.fuse(ir, vis, visible_order="bgr").image.astype(int)
         b = bf16.fuse(ir, vis, visible_order="bgr").image.astype(int)
         assert np.abs(a - b).max() <= 2, stem
+
+
+def test_reduced_internal_resolution_keeps_structure_of_both_cameras(released_weights, msrs_dev):
+    """The degrade knob: half resolution stays close to full resolution, hot people included."""
+    import cv2
+
+    ir = cv2.imread(str(msrs_dev / "ir" / "00786N.png"), cv2.IMREAD_GRAYSCALE)
+    vis = cv2.imread(str(msrs_dev / "vi" / "00786N.png"), cv2.IMREAD_COLOR)
+    full = FusionEngine(released_weights, device="cpu", precision="fp32").fuse(ir, vis, "bgr").luminance
+    half = FusionEngine(released_weights, device="cpu", precision="fp32", internal_scale=0.5).fuse(ir, vis, "bgr")
+    assert half.luminance.shape == full.shape
+    assert np.abs(half.luminance - full).mean() < 0.015
+    hot = ir > np.percentile(ir, 99.5)  # thermal-only structure (people at night) survives the upsampling
+    assert half.luminance[hot].mean() > 0.9 * full[hot].mean()
+    with pytest.raises(ValueError, match="internal_scale"):
+        FusionEngine(released_weights, device="cpu", internal_scale=0.0)

@@ -20,6 +20,8 @@ def add_engine_arguments(p: argparse.ArgumentParser | argparse._ArgumentGroup, w
                    help="auto: fp16 on CUDA, bf16 on CPUs with native bf16, else fp32; fp16 needs CUDA")
     p.add_argument("--backend", default="torch", choices=BACKENDS,
                    help="onnxruntime: exact fp32, the fastest fp32 path on a CPU")
+    p.add_argument("--internal-scale", type=float, default=1.0,
+                   help="fuse at this fraction of the resolution, then guided upsampling (CPU degrade knob)")
     p.add_argument("--normalize", default="none", choices=NORMALIZATIONS,
                    help="none: stable across frames; minmax: the authors' per-image stretch")
     p.add_argument("--gain", default="percentile", choices=GAIN_MODES,
@@ -34,4 +36,4 @@ def engine_from_args(args: argparse.Namespace) -> FusionEngine:
                              high_percentile=args.gain_percentiles[1], fixed_low=args.gain_range[0],
                              fixed_high=args.gain_range[1])
     return FusionEngine(args.weights, device=args.device, precision=args.precision, normalize=args.normalize,
-                        thermal_gain=gain, backend=args.backend)
+                        thermal_gain=gain, backend=args.backend, internal_scale=args.internal_scale)

@@ -200,6 +200,7 @@ class SeaFusionNode(LifecycleNode):
             thermal_gain=cfg.thermal_gain,
             segmenter=self._segmenter,
             backend=cfg.backend,
+            internal_scale=cfg.internal_scale,
         )
         if cfg.warmup:
             height, width = cfg.output_size or (64, 80)

@@ -64,6 +64,8 @@ PARAMETERS: tuple[ParamSpec, ...] = (
               "else fp32", choices=PRECISIONS),
     ParamSpec("backend", "torch", "fusion backend: torch, or onnxruntime (exact fp32, fastest fp32 on CPU)",
               choices=BACKENDS),
+    ParamSpec("internal_scale", 1.0, "run the fusion network at this fraction of the resolution and upsample "
+              "guided by both images (CPU degrade knob; 1.0 = full resolution)", low=0.25, high=1.0),
     ParamSpec(
         "normalize",
         "none",
@@ -139,6 +141,7 @@ class NodeConfig:
     device: str
     precision: str
     backend: str
+    internal_scale: float
     normalize: str
     fusion_weights: str
     segmentation_weights: str
@@ -209,6 +212,7 @@ def config_from_values(values: dict[str, Any]) -> NodeConfig:
         device=v["device"],
         precision=v["precision"],
         backend=v["backend"],
+        internal_scale=v["internal_scale"],
         normalize=v["normalize"],
         fusion_weights=v["fusion_weights"],
         segmentation_weights=v["segmentation_weights"],
