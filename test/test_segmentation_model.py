@@ -93,3 +93,16 @@ def test_engine_segments_with_the_loaded_model(tmp_path):
                       rng.integers(0, 256, (64, 80, 3), dtype=np.uint8), segment=True)
     assert out.mask is not None and out.mask.shape == (64, 80) and out.mask.dtype == np.uint8
     assert out.mask.max() < 4
+
+
+def test_inference_size_runs_the_network_at_its_training_scale(tmp_path):
+    torch.manual_seed(3)
+    model = bisenet_lite(4, inference_size=(48, 64)).eval()
+    frame = torch.rand(1, 3, 96, 128)
+    with torch.no_grad():
+        out = model(frame)
+        small = model.logits_and_aux(torch.nn.functional.interpolate(frame, size=(48, 64), mode="bilinear"))[0]
+    assert out.shape == (1, 4, 96, 128)
+    assert torch.allclose(out, torch.nn.functional.interpolate(small, size=(96, 128), mode="bilinear"), atol=1e-5)
+    loaded, card = load_segmentation_model(_save(tmp_path / "seg.pt", model))
+    assert card["inference_size"] == [48, 64] and loaded.inference_size == (48, 64)

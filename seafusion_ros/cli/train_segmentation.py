@@ -117,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)
         return 2
     torch.manual_seed(args.seed)
-    model = bisenet_lite(label_set.num_classes)
+    model = bisenet_lite(label_set.num_classes, inference_size=args.size)
     command = "python -m seafusion_ros.cli.train_segmentation " + shlex.join(argv)
     card: dict[str, Any] = {
         "name": args.name,

@@ -12,7 +12,10 @@ would mostly memorise them; at 1 M it trains in minutes per epoch on two CPU cor
 
 Input: fused RGB, N x 3 x H x W in [0, 1] (no mean/std), any H x W. Output in eval mode: main
 logits N x C x H x W; in train mode: (main, auxiliary). ``logits_and_aux`` gives both in either mode
-(joint training needs them from a frozen network in eval mode).
+(joint training needs them from a frozen network in eval mode). ``inference_size`` (the size it was
+trained at, kept in the model card) makes the eval-mode forward resize any input to that size and the
+logits back, so a network trained at 120 x 160 on a CPU sees objects at its training scale on 480 x 640
+frames, and runs at the cost of its training size.
 """
 
 from __future__ import annotations
@@ -118,8 +121,9 @@ class BiSeNetLite(nn.Module):
     """See the module docstring. ``num_classes`` includes background (class 0)."""
 
     def __init__(self, num_classes: int, widths: tuple[int, ...] = DEFAULT_WIDTHS,
-                 context: int = DEFAULT_CONTEXT) -> None:
+                 context: int = DEFAULT_CONTEXT, inference_size: tuple[int, int] | None = None) -> None:
         super().__init__()
+        self.inference_size = tuple(int(v) for v in inference_size) if inference_size else None
         if num_classes < 2:
             raise ValueError(f"num_classes must be at least 2, got {num_classes}")
         if len(widths) != 5:
@@ -149,8 +153,12 @@ class BiSeNetLite(nn.Module):
         return _resize(main, size), _resize(aux, size)
 
     def forward(self, x: Tensor) -> Tensor | tuple[Tensor, Tensor]:
-        main, aux = self.logits_and_aux(x)
-        return (main, aux) if self.training else main
+        if self.training:
+            return self.logits_and_aux(x)
+        size = (x.shape[-2], x.shape[-1])
+        if self.inference_size is None or self.inference_size == size:
+            return self.logits_and_aux(x)[0]
+        return _resize(self.logits_and_aux(_resize(x, self.inference_size))[0], size)
 
     def head_parameters(self) -> list[nn.Parameter]:
         """Everything outside the backbone: trained at 10x the backbone's learning rate (reference §4)."""
@@ -158,16 +166,17 @@ class BiSeNetLite(nn.Module):
         return [p for p in self.parameters() if id(p) not in backbone]
 
 
-def bisenet_lite(num_classes: int, widths: tuple[int, ...] = DEFAULT_WIDTHS,
-                 context: int = DEFAULT_CONTEXT) -> BiSeNetLite:
+def bisenet_lite(num_classes: int, widths: tuple[int, ...] = DEFAULT_WIDTHS, context: int = DEFAULT_CONTEXT,
+                 inference_size: tuple[int, int] | None = None) -> BiSeNetLite:
     """Build an untrained BiSeNetLite (random init; nothing is downloaded)."""
-    return BiSeNetLite(num_classes, widths, context)
+    return BiSeNetLite(num_classes, widths, context, inference_size)
 
 
 def segmentation_card_fields(model: BiSeNetLite) -> dict[str, Any]:
     """The builder arguments a model card must carry to rebuild the network."""
     return {"arch": ARCH, "num_classes": model.num_classes, "widths": list(model.widths),
-            "context_channels": model.context}
+            "context_channels": model.context,
+            "inference_size": list(model.inference_size) if model.inference_size else None}
 
 
 def load_segmentation_model(path: str | os.PathLike) -> tuple[BiSeNetLite, dict[str, Any]]:
@@ -188,6 +197,6 @@ def load_segmentation_model(path: str | os.PathLike) -> tuple[BiSeNetLite, dict[
         raise CheckpointError(f"{path}: model card has {card['num_classes']} classes but "
                               f"{len(card['classes'])} names and {len(card['palette'])} colours")
     model = bisenet_lite(int(card["num_classes"]), tuple(card.get("widths", DEFAULT_WIDTHS)),
-                         int(card.get("context_channels", DEFAULT_CONTEXT)))
+                         int(card.get("context_channels", DEFAULT_CONTEXT)), card.get("inference_size"))
     load_state_dict_strict(model, ckpt["state_dict"], str(path))
     return model.eval(), card
