@@ -1,69 +1,224 @@
-"""Time the fusion engine at 480x640 on the current device: median and p90 over repeated runs after warm-up.
+"""Speed of the fusion engine and the node on the current device, measured side by side in one run.
 
-Usage: python bench/bench_engine.py [--weights PATH] [--device auto] [--runs 10] [--json bench/results/engine.json]
-Prints a table and writes JSON. Each mode is the full engine call (upload, gain, colour, network, download).
+1. Engine at 480x640 (bundled weights unless --weights): a naive eager fp32 baseline (the authors'
+   style: float images, plain forward, no channels-last or autocast) and every engine mode, each the
+   full call (upload, thermal gain, colour, network, download). Median and p90 latency over --runs
+   after --warmup, frames per second, speed-up over the baseline, and the output's difference from the
+   exact fp32 engine output (max grey levels, relative L2) on a real MSRS pair when ../shared is there
+   (else on the synthetic scene).
+2. With --node-frames N: the real node (separate process, real DDS, bundled models, segmentation on)
+   fed thermal 16UC1 + RGB bgr8 pairs at --node-rate Hz for N frames: sustained output rate,
+   end-to-end latency (overlay arrival - input stamp) median/p90, pairs dropped, node memory (RSS) at
+   start and end.
+
+Prints tables and writes bench/results/engine.json.
+Usage: .venv/bin/python bench/bench_engine.py [--runs 10] [--node-frames 2000 --node-rate 10]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import statistics
+import sys
+import tempfile
+import threading
 import time
 from pathlib import Path
 
+import cv2
 import numpy as np
 import torch
 
+from seafusion_ros.colour import rgb_to_ycrcb, ycrcb_to_rgb
+from seafusion_ros.device import resolve_device
 from seafusion_ros.engine import FusionEngine
+from seafusion_ros.models.checkpoint import load_fusion_model
 from seafusion_ros.synthetic_scene import render_frame
+from seafusion_ros.weights import default_fusion_weights
+
+REPO = Path(__file__).resolve().parents[1]
+MSRS_PAIR = REPO.parent / "shared" / "data" / "msrs_dev"
+RESULTS = REPO / "bench" / "results" / "engine.json"
 
 
-def time_engine(engine: FusionEngine, thermal: np.ndarray, rgb: np.ndarray, runs: int, warmup: int) -> list[float]:
+def test_pair() -> tuple[np.ndarray, np.ndarray, str]:
+    """(infrared, RGB visible, description): a real night MSRS pair if available."""
+    if (MSRS_PAIR / "ir" / "00786N.png").is_file():
+        ir = cv2.imread(str(MSRS_PAIR / "ir" / "00786N.png"), cv2.IMREAD_GRAYSCALE)
+        vis = cv2.imread(str(MSRS_PAIR / "vi" / "00786N.png"), cv2.IMREAD_COLOR)[:, :, ::-1].copy()
+        return ir, vis, "MSRS 00786N (real night pair)"
+    frame = render_frame(0)
+    return frame.thermal, frame.rgb, "synthetic scene (16-bit thermal)"
+
+
+def naive_baseline(weights: Path, device: torch.device):
+    """The authors' style: float numpy -> tensor, plain eager fp32 forward under no_grad, numpy out."""
+    model, _ = load_fusion_model(weights)
+    model = model.to(device)
+
+    def run(ir: np.ndarray, vis: np.ndarray) -> np.ndarray:
+        with torch.no_grad():
+            rgb = torch.from_numpy(vis.astype(np.float32) / 255.0).permute(2, 0, 1)[None].to(device)
+            y, cr, cb = rgb_to_ycrcb(rgb)
+            infrared = torch.from_numpy(ir.astype(np.float32) / 255.0)[None, None].to(device)
+            fused = ycrcb_to_rgb(model(y, infrared), cr, cb)
+            return (fused[0].permute(1, 2, 0).cpu().numpy() * 255.0).round().astype(np.uint8)
+
+    return run
+
+
+def time_call(fn, runs: int, warmup: int, device: torch.device) -> list[float]:
     for _ in range(warmup):
-        engine.fuse(thermal, rgb)
+        fn()
     times = []
     for _ in range(runs):
+        if device.type == "cuda":
+            torch.cuda.synchronize()
         start = time.perf_counter()
-        engine.fuse(thermal, rgb)
+        fn()
+        if device.type == "cuda":
+            torch.cuda.synchronize()
         times.append(time.perf_counter() - start)
     return times
 
 
+def engine_modes(device: torch.device) -> list[tuple[str, dict]]:
+    modes = [("engine fp32 contiguous", {"precision": "fp32", "channels_last": False}),
+             ("engine fp32 channels-last", {"precision": "fp32", "channels_last": True}),
+             ("engine fp32 onnxruntime", {"backend": "onnxruntime"})]
+    if device.type == "cuda":
+        modes += [("engine fp16 autocast", {"precision": "fp16"})]
+    modes += [("engine bf16 autocast channels-last", {"precision": "bf16", "channels_last": True}),
+              ("engine DEFAULT (precision auto)", {}),
+              ("engine default, internal_scale 0.5", {"internal_scale": 0.5})]
+    return modes
+
+
+def bench_engine(weights: Path, device: torch.device, runs: int, warmup: int) -> dict:
+    ir, vis, source = test_pair()
+    baseline = naive_baseline(weights, device)
+    reference = FusionEngine(weights, device=str(device), precision="fp32").fuse(ir, vis).image.astype(np.float64)
+    rows = []
+    for name, kwargs in [("naive eager fp32 (baseline)", None), *engine_modes(device)]:
+        if kwargs is None:
+            call = lambda: baseline(ir, vis)  # noqa: E731
+            precision = "fp32"
+        else:
+            engine = FusionEngine(weights, device=str(device), **kwargs)
+            call = lambda e=engine: e.fuse(ir, vis).image  # noqa: E731
+            precision = engine.precision
+        out = call().astype(np.float64)
+        times = time_call(call, runs, warmup, device)
+        rows.append({"mode": name, "precision": precision, "median_ms": 1000 * statistics.median(times),
+                     "p90_ms": 1000 * float(np.percentile(times, 90)), "fps": 1 / statistics.median(times),
+                     "max_grey_diff": float(np.abs(out - reference).max()),
+                     "rel_l2": float(np.linalg.norm(out - reference) / np.linalg.norm(reference))})
+    base = rows[0]["median_ms"]
+    for row in rows:
+        row["speedup"] = base / row["median_ms"]
+    return {"input": source, "size": list(ir.shape[:2]), "runs": runs, "warmup": warmup, "results": rows}
+
+
+def _rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def bench_node(frames: int, rate: float, tmp: Path) -> dict:
+    """The real node fed at a fixed rate; only stamps and arrival times are kept on this side."""
+    sys.path.insert(0, str(REPO / "test"))
+    from ros_graph import NodeProcess, Probe, image_msg, node_command, stamp_ns
+    from sensor_msgs.msg import Image
+
+    from seafusion_ros.ros.node import RGB, THERMAL  # noqa: F401 - the node module must import here too
+
+    node = NodeProcess(node_command("-p", "diagnostics.period:=1.0"), tmp / "node.log")
+    probe = Probe(outputs=())
+    arrivals: list[tuple[int, int]] = []
+    lock = threading.Lock()
+
+    def on_overlay(msg: Image) -> None:
+        with lock:
+            arrivals.append((stamp_ns(msg), time.time_ns()))
+
+    subs = [probe.node.create_subscription(Image, topic, on_overlay if topic.endswith("overlay") else
+                                           (lambda _msg: None), 10)
+            for topic in ("fused/image", "segmentation/mask", "segmentation/overlay")]
+    try:
+        probe.wait_for_node(180)
+        probe.wait_for(lambda: node.alive() and probe.node.count_publishers("segmentation/overlay") > 0, 60,
+                       "the node's outputs")
+        frame = render_frame(0)
+        thermal, bgr = frame.thermal, np.ascontiguousarray(frame.rgb[:, :, ::-1])
+        time.sleep(2.0)
+        rss_start = _rss_mb(node.proc.pid)
+        started = time.time()
+        for k in range(frames):
+            due = started + k / rate
+            time.sleep(max(0.0, due - time.time()))
+            now = time.time_ns()
+            probe.publish(image_msg(thermal, "16UC1", now), image_msg(bgr, "bgr8", now))
+        elapsed = time.time() - started
+        time.sleep(3.0)
+        rss_end = _rss_mb(node.proc.pid)
+        diag = probe.latest_diagnostics() or {}
+    finally:
+        for sub in subs:
+            probe.node.destroy_subscription(sub)
+        probe.close()
+        node.stop()
+    with lock:
+        latencies = [(arrived - stamp) / 1e6 for stamp, arrived in arrivals]
+    return {"frames_sent": frames, "input_rate_hz": frames / elapsed, "outputs": len(latencies),
+            "output_rate_hz": len(latencies) / elapsed,
+            "end_to_end_median_ms": statistics.median(latencies) if latencies else None,
+            "end_to_end_p90_ms": float(np.percentile(latencies, 90)) if latencies else None,
+            "dropped_pairs": diag.get("dropped_pairs"), "node_rss_start_mb": rss_start, "node_rss_end_mb": rss_end,
+            "diagnostics": diag}
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--weights", type=Path, default=None)
+    p.add_argument("--weights", type=Path, default=None, help="fusion weights (default: bundled model)")
     p.add_argument("--device", default="auto")
     p.add_argument("--runs", type=int, default=10)
     p.add_argument("--warmup", type=int, default=2)
-    p.add_argument("--json", type=Path, default=Path("bench/results/engine.json"))
+    p.add_argument("--node-frames", type=int, default=0, help="also run the node for this many input pairs")
+    p.add_argument("--node-rate", type=float, default=10.0, help="input pair rate for the node run, Hz")
+    p.add_argument("--json", type=Path, default=RESULTS)
     args = p.parse_args()
-
-    frame = render_frame(0, 480, 640)
-    modes = [("fp32 contiguous", "fp32", False), ("fp32 channels-last", "fp32", True)]
-    device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
-                          ("cpu" if args.device == "auto" else args.device))
-    modes.append(("bf16 autocast channels-last", "bf16", True))
-    if device.type == "cuda":
-        modes.append(("fp16 autocast", "fp16", False))
-    rows = []
-    for name, precision, channels_last in modes:
-        engine = FusionEngine(args.weights, device=str(device), precision=precision, channels_last=channels_last)
-        times = time_engine(engine, frame.thermal, frame.rgb, args.runs, args.warmup)
-        median = statistics.median(times)
-        p90 = float(np.percentile(times, 90))
-        rows.append({"mode": name, "median_ms": median * 1000, "p90_ms": p90 * 1000, "fps": 1.0 / median})
-    cpu = platform.processor() or platform.machine()
-    print(f"engine at 480x640 on {device} ({cpu}, {torch.get_num_threads()} threads, torch {torch.__version__}), "
+    device = resolve_device(args.device)
+    weights = args.weights or default_fusion_weights()
+    result = {"device": str(device), "cpu": platform.processor() or platform.machine(),
+              "threads": torch.get_num_threads(), "torch": str(torch.__version__), "weights": str(weights),
+              "engine": bench_engine(weights, device, args.runs, args.warmup)}
+    engine = result["engine"]
+    print(f"fusion engine at {engine['size'][1]}x{engine['size'][0]} on {device} ({result['cpu']}, "
+          f"{result['threads']} threads, torch {result['torch']}); input: {engine['input']}; "
           f"{args.runs} runs after {args.warmup} warm-up")
-    print(f"{'mode':32} {'median ms':>10} {'p90 ms':>10} {'fps':>7}")
-    for r in rows:
-        print(f"{r['mode']:32} {r['median_ms']:10.1f} {r['p90_ms']:10.1f} {r['fps']:7.2f}")
+    print(f"{'mode':38} {'prec':>5} {'median ms':>10} {'p90 ms':>8} {'fps':>6} {'speed-up':>9} "
+          f"{'max diff':>9} {'rel L2':>9}")
+    for r in engine["results"]:
+        print(f"{r['mode']:38} {r['precision']:>5} {r['median_ms']:10.1f} {r['p90_ms']:8.1f} {r['fps']:6.2f} "
+              f"{r['speedup']:8.2f}x {r['max_grey_diff']:9.0f} {r['rel_l2']:9.2e}")
+    if args.node_frames:
+        with tempfile.TemporaryDirectory() as tmp:
+            node = bench_node(args.node_frames, args.node_rate, Path(tmp))
+        result["node"] = node
+        print(f"\nnode (bundled models, segmentation on, {device}): {node['frames_sent']} pairs at "
+              f"{node['input_rate_hz']:.1f} Hz")
+        for key in ("outputs", "output_rate_hz", "end_to_end_median_ms", "end_to_end_p90_ms", "dropped_pairs",
+                    "node_rss_start_mb", "node_rss_end_mb"):
+            print(f"  {key:28} {node[key]}")
     args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps({"device": str(device), "threads": torch.get_num_threads(),
-                                     "torch": torch.__version__, "size": [480, 640], "runs": args.runs,
-                                     "results": rows}, indent=2))
+    tmp_json = args.json.with_suffix(".json.tmp")
+    tmp_json.write_text(json.dumps(result, indent=2))
+    os.replace(tmp_json, args.json)
     print(f"wrote {args.json}")
 
 
