@@ -44,6 +44,7 @@ setup(
             "seafusion-demo = seafusion_ros.cli.demo:main",
             "seafusion-make-bag = seafusion_ros.cli.make_bag:main",
             "seafusion-replay = seafusion_ros.cli.replay:main",
+            "seafusion-export-onnx = seafusion_ros.cli.export_onnx:main",
             "seafusion-play = seafusion_ros.cli.play:main",
             "seafusion-record = seafusion_ros.cli.record:main",
             "seafusion_node = seafusion_ros.ros.node:main",

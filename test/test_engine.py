@@ -6,6 +6,7 @@ import logging
 
 import numpy as np
 import pytest
+import torch
 
 from seafusion_ros.engine import FusionEngine
 from seafusion_ros.synthetic_scene import render_frame
@@ -143,3 +144,21 @@ def test_reduced_internal_resolution_keeps_structure_of_both_cameras(released_we
     assert half.luminance[hot].mean() > 0.9 * full[hot].mean()
     with pytest.raises(ValueError, match="internal_scale"):
         FusionEngine(released_weights, device="cpu", internal_scale=0.0)
+
+
+def test_exported_onnx_file_runs_in_onnxruntime_with_another_size(random_fusion_weights, tmp_path):
+    import onnxruntime
+
+    from seafusion_ros.cli.export_onnx import main as export_main
+    from seafusion_ros.models.checkpoint import load_fusion_model
+
+    assert export_main(["--weights", str(random_fusion_weights), "--out", str(tmp_path / "f.onnx")]) == 0
+    session = onnxruntime.InferenceSession(str(tmp_path / "f.onnx"), providers=["CPUExecutionProvider"])
+    rng = np.random.default_rng(0)
+    vis, ir = rng.random((1, 1, 36, 52), np.float32), rng.random((1, 1, 36, 52), np.float32)
+    (fused,) = session.run(None, {"visible_y": vis, "infrared": ir})
+    model, _ = load_fusion_model(random_fusion_weights)
+    with torch.inference_mode():
+        expected = model(torch.from_numpy(vis), torch.from_numpy(ir)).numpy()
+    np.testing.assert_allclose(fused, expected, atol=1e-5)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["f.onnx", "random_fusion.pt"]
