@@ -122,7 +122,7 @@ def test_play_node_record_round_trip(input_bag, tmp_path):
                        "the recorder's subscriptions", [node, recorder])
         played = subprocess.run(_cli("seafusion_ros.cli.play", str(input_bag), "--clock", "50",
                                      "--clock-tail", str(CLOCK_TAIL_S), "--qos-reliability", "reliable",
-                                     "--wait-for-subscribers", "30"),
+                                     "--wait-for-subscribers", "30", "--clock-subscribers", "2"),
                                 cwd=REPO, env=_env(), capture_output=True, text=True, timeout=90)
         assert played.returncode == 0, played.stderr
         assert "published /thermal/image_raw 13, /rgb/image_raw 45" in played.stdout
@@ -170,6 +170,7 @@ def test_play_node_record_round_trip(input_bag, tmp_path):
 
     (classes,) = by_topic["/segmentation/classes"]  # latched: recorded although published before we subscribed
     assert json.loads(classes[1].data)["classes"] == TEST_CLASSES
+    assert bag_start <= classes[0]  # received before any /clock, logged at the first clock time, not at 0
 
     clock = watch.clock_ns
     assert clock and clock == sorted(clock)

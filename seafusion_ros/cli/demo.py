@@ -272,7 +272,7 @@ def _run_graph(args: argparse.Namespace, run: DemoRun, bag: Path, duration: floa
                        [str(bag), "--topics", run.thermal_topic, run.rgb_topic,
                         "--remap", f"{run.thermal_topic}={NODE_INPUTS[0]}", f"{run.rgb_topic}={NODE_INPUTS[1]}",
                         "--rate", str(args.rate), "--clock", str(CLOCK_HZ), "--clock-tail", str(CLOCK_TAIL_S),
-                        "--wait-for-subscribers", "10", "--delay", "0.5",
+                        "--wait-for-subscribers", "20", "--clock-subscribers", "2", "--delay", "0.5",
                         "--qos-reliability", "reliable" if args.reliable else "auto"], env, logs)
         children.append(player)
         with Reader(bag) as reader:

@@ -63,7 +63,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="auto: recorded QoS, else best effort for sensor_msgs and reliable for the rest")
     p.add_argument("--qos-depth", type=int, default=10)
     p.add_argument("--wait-for-subscribers", type=float, default=0.0, metavar="S",
-                   help="wait up to S seconds until every played topic has a subscriber")
+                   help="wait up to S seconds until every played topic has a subscriber, all matched")
+    p.add_argument("--clock-subscribers", type=int, default=0, metavar="N",
+                   help="with --wait-for-subscribers: also wait for N /clock subscribers (the sim-time nodes)")
     p.add_argument("--delay", type=float, default=0.0, metavar="S", help="wait S seconds before playing")
     return p
 
@@ -78,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             options = PlaybackOptions(args.rate, args.loop, args.clock, args.clock_tail, tuple(args.topics),
                                       _remap(args.remap), args.qos_reliability, args.qos_depth,
-                                      args.wait_for_subscribers, args.delay)
+                                      args.wait_for_subscribers, args.clock_subscribers, args.delay)
             player = BagPlayer(node, args.bag, options)
         except (ValueError, FileNotFoundError) as exc:
             print(f"seafusion-play: error: {exc}", file=sys.stderr)

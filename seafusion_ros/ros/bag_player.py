@@ -48,6 +48,7 @@ class PlaybackOptions:
     reliability: str = "auto"
     depth: int = 10
     wait_for_subscribers_s: float = 0.0
+    clock_subscribers: int = 0
     start_delay_s: float = 0.0
 
     def __post_init__(self) -> None:
@@ -191,16 +192,24 @@ class BagPlayer:
             stop.wait(min(until - now, period) if period is not None else until - now)
         return False
 
+    def _unmatched(self) -> list[str]:
+        """Topics whose publisher is not yet matched with every subscriber the graph shows (and at least one;
+        for /clock at least ``clock_subscribers``): until then the first messages could be lost."""
+        wanted = [(t, p, 1) for t, p in self._publishers.items()]
+        if self._clock_pub is not None:
+            wanted.append(("/clock", self._clock_pub, self.options.clock_subscribers))
+        return [t for t, p, least in wanted
+                if p.get_subscription_count() < max(least, self.node.count_subscribers(t))]
+
     def _wait_for_subscribers(self, start_ns: int, stop: threading.Event) -> None:
         deadline = time.monotonic() + self.options.wait_for_subscribers_s
         while time.monotonic() < deadline and not stop.is_set():
-            lonely = [t for t, p in self._publishers.items() if p.get_subscription_count() == 0]
-            if not lonely:
+            if not self._unmatched():
                 return
             self._wait(min(time.monotonic() + 0.1, deadline), lambda: start_ns, stop)
-        lonely = [t for t, p in self._publishers.items() if p.get_subscription_count() == 0]
-        if lonely and not stop.is_set():
-            self.node.get_logger().warning(f"playing although nobody subscribes to {', '.join(lonely)}")
+        unmatched = self._unmatched()
+        if unmatched and not stop.is_set():
+            self.node.get_logger().warning(f"playing before every subscriber of {', '.join(unmatched)} is matched")
 
     def play(self, stop: threading.Event | None = None) -> PlaybackStats:
         """Play until the bag ends (every pass when looping) or ``stop`` is set; returns the stats."""

@@ -7,7 +7,8 @@ record``: best effort if any publisher is best effort (a reliable subscription g
 one), else reliable; transient local when every publisher is, so a latched topic's message arrives too.
 
 Each message is logged at its receive time on the node's clock (``use_sim_time`` makes that the
-``/clock`` time, so ``log time - header stamp`` is the end-to-end latency in bag time), or at its
+``/clock`` time, so ``log time - header stamp`` is the end-to-end latency in bag time; messages that
+arrive before the first ``/clock``, like a latched one, are logged at that first clock time), or at its
 header stamp. The bag is written under a hidden temporary name and renamed when finished; a run
 that fails leaves nothing behind.
 """
@@ -81,6 +82,7 @@ class BagRecorder:
         self._connections: dict[str, Any] = {}
         self._msgtypes: dict[str, str] = {}
         self._headerless_warned: set[str] = set()
+        self._before_clock: list[tuple[str, bytes]] = []
 
     @property
     def subscribed(self) -> list[str]:
@@ -145,8 +147,20 @@ class BagRecorder:
         log_ns = self.node.get_clock().now().nanoseconds
         if self.log_time == "header":
             log_ns = self._header_stamp(topic, data, log_ns)
+        elif log_ns == 0:  # use_sim_time and no /clock yet (a latched message, say): log at the first clock time
+            self._before_clock.append((topic, data))
+            return
+        self._write_before_clock(log_ns)
+        self._write(topic, log_ns, data)
+
+    def _write(self, topic: str, log_ns: int, data: bytes) -> None:
         self._writer.write(self._connections[topic], log_ns, data)
         self.stats.recorded[topic] += 1
+
+    def _write_before_clock(self, log_ns: int) -> None:
+        for topic, data in self._before_clock:
+            self._write(topic, log_ns, data)
+        self._before_clock = []
 
     def _header_stamp(self, topic: str, data: bytes, fallback_ns: int) -> int:
         msg = TYPESTORE.deserialize_cdr(data, self._msgtypes[topic])
@@ -163,6 +177,10 @@ class BagRecorder:
         for subscription in self._subscriptions.values():
             self.node.destroy_subscription(subscription)
         self._subscriptions = {}
+        if self._before_clock:
+            self.node.get_logger().warning(f"{len(self._before_clock)} messages arrived but no /clock message "
+                                           "(use_sim_time): logged at time 0")
+            self._write_before_clock(0)
         writer, self._writer = self._writer, None
         try:
             writer.close()
