@@ -46,7 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=8, help="fusion batch size")
     p.add_argument("--crop", type=int, default=128, help="fusion training crop (pixels at the working size)")
     p.add_argument("--crops-per-image", type=int, default=1)
-    p.add_argument("--seg-epochs", type=int, default=20, help="segmentation epochs per round")
+    p.add_argument("--seg-epochs", type=int, default=40, help="segmentation epochs per round")
     p.add_argument("--seg-batch-size", type=int, default=8)
     p.add_argument("--seg-lr", type=float, default=0.01)
     p.add_argument("--size", type=parse_size, default=(240, 320), help="working size HxW")

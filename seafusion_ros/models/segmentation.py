@@ -8,7 +8,9 @@ at the default widths): a five-stage residual backbone (1/2 .. 1/32) whose 1/8 f
 spatial path, attention refinement modules on the 1/16 and 1/32 features plus a global-context
 vector, a feature fusion module at 1/8, a main head on the fused 1/8 features and an auxiliary head
 on the 1/16 context, both upsampled to the input size. A 12.9 M network from scratch on 216 frames
-would mostly memorise them; at 1 M it trains in minutes per epoch on two CPU cores at 240 x 320.
+would mostly memorise them and cost ~12x the CPU; at 1.07 M an epoch of 216 frames takes about 3 s at
+120 x 160 and 8-20 s at 240 x 320 on one thread of the shared 2-core CPU (from scratch it still needs
+100+ epochs before the small object classes emerge from the weak labels).
 
 Input: fused RGB, N x 3 x H x W in [0, 1] (no mean/std), any H x W. Output in eval mode: main
 logits N x C x H x W; in train mode: (main, auxiliary). ``logits_and_aux`` gives both in either mode
