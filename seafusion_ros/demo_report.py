@@ -113,7 +113,7 @@ def summarise(run: DemoRun) -> tuple[dict[str, Any], dict[int, int]]:
     if not run.output_bag.exists():
         problems.append(f"no output bag at {run.output_bag}")
     topics = {}
-    for topic, messages in outputs.items():
+    for topic, messages in sorted(outputs.items(), key=lambda item: OUTPUT_IMAGES.index(item[0])):
         foreign = [m["stamp_ns"] for m in messages if m["stamp_ns"] not in inputs["rgb_stamps"]]
         if foreign:
             problems.append(f"{len(foreign)} {topic} messages carry a stamp that is no input RGB stamp")

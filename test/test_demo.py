@@ -130,3 +130,26 @@ def test_ctrl_c_stops_every_child_and_leaves_nothing(tmp_path, models):
     assert [pid for pid in children if Path(f"/proc/{pid}").exists()] == []  # reaped, not orphaned
     assert not [p for p in tmp_path.iterdir() if p.name.startswith((".out", "out"))]
     assert list((tmp_path / "tmp").iterdir()) == []  # the generated input bag is gone too
+
+
+@pytest.mark.slow
+def test_children_stop_when_the_demo_is_killed(tmp_path, models):
+    """SIGKILL gives the demo no chance to clean up: its children still stop (parent-death signal)."""
+    demo = subprocess.Popen(_demo("--out", str(tmp_path / "out"), "--size", "160", "120", "--duration", "30",
+                                  *models),
+                            cwd=tmp_path, env=_env(tmp_path), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        children: list[int] = []
+        while len(children) < 2:
+            assert demo.poll() is None and time.monotonic() < deadline
+            children = _children(demo.pid)
+            time.sleep(0.2)
+        time.sleep(2.0)
+    finally:
+        demo.kill()
+        demo.wait(10)
+    deadline = time.monotonic() + 30
+    while [pid for pid in children if Path(f"/proc/{pid}").exists()] and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert [pid for pid in children if Path(f"/proc/{pid}").exists()] == []

@@ -54,13 +54,24 @@ class Interrupted(RuntimeError):
     """Ctrl-C or SIGTERM."""
 
 
+# Runs ``module`` as ``python -m`` would, after asking Linux to send it SIGTERM (a clean stop for all three
+# programs) if the demo dies without stopping it, even by SIGKILL: no orphan keeps the node running.
+_DIE_WITH_PARENT = (
+    "import ctypes, runpy, signal, sys\n"
+    "if sys.platform.startswith('linux'):\n"
+    "    ctypes.CDLL(None).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG\n"
+    "del sys.argv[0]\n"
+    "runpy.run_module(sys.argv[0], run_name='__main__', alter_sys=True)\n"
+)
+
+
 class Child:
     """One child process (``python -m module args``) with its log file; stopped with SIGINT, then SIGKILL."""
 
     def __init__(self, name: str, module: str, args: list[str], env: dict[str, str], log_dir: Path) -> None:
         self.name, self.log_path = name, log_dir / f"{name}.log"
         self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
-        self.proc = subprocess.Popen([sys.executable, "-m", module, *args], env=env, stdout=self._log,
+        self.proc = subprocess.Popen([sys.executable, "-c", _DIE_WITH_PARENT, module, *args], env=env, stdout=self._log,
                                      stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
 
     def alive(self) -> bool:
