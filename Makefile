@@ -5,6 +5,8 @@ PY := $(VENV)/bin/python
 TORCH_SPEC ?= torch==2.13.0
 STAMP := $(VENV)/.seafusion-installed
 PYTEST_ARGS ?=
+BAG ?=
+DEMO_ARGS ?=
 
 .PHONY: venv demo test lint bench clean
 
@@ -18,7 +20,7 @@ $(STAMP): setup.py
 	touch $(STAMP)
 
 demo: venv
-	$(PY) -m seafusion_ros.cli.demo --out demo_output
+	$(PY) -m seafusion_ros.cli.demo --out demo_output $(if $(BAG),--bag "$(BAG)") $(DEMO_ARGS)
 
 test: venv
 	$(PY) -m pytest $(PYTEST_ARGS)

@@ -50,9 +50,11 @@ def colourise(mask: np.ndarray, palette: Sequence[Sequence[int]] | np.ndarray) -
 def blend_overlay(
     image: np.ndarray, mask: np.ndarray, palette: Sequence[Sequence[int]] | np.ndarray, alpha: float = 0.5
 ) -> np.ndarray:
-    """``(1 - alpha) * image + alpha * colour(mask)`` as uint8 RGB; a gray image is expanded to 3 channels.
+    """``(1 - alpha) * image + alpha * colour(mask)`` as uint8 RGB where the mask holds an object class;
+    background (class 0) pixels keep the fused image unchanged, so the overlay is not a darkened copy.
 
-    image must be in RGB order (the palette is RGB) and the same size as the mask.
+    image must be in RGB order (the palette is RGB) and the same size as the mask; a gray image is
+    expanded to 3 channels.
     """
     if not 0.0 <= alpha <= 1.0:
         raise ValueError(f"overlay alpha must be in [0, 1], got {alpha}")
@@ -62,5 +64,5 @@ def blend_overlay(
         raise ValueError(
             f"image {image.shape} {image.dtype} must be H x W x 3 uint8 matching mask {mask.shape}"
         )
-    colours = colourise(mask, palette)
-    return cv2.addWeighted(image, 1.0 - alpha, colours, alpha, 0.0)
+    blended = cv2.addWeighted(image, 1.0 - alpha, colourise(mask, palette), alpha, 0.0)
+    return np.where((mask == 0)[:, :, None], image, blended)

@@ -74,6 +74,7 @@ def test_own_format_round_trip_keeps_weights_and_card(tmp_path):
     for key, value in model.state_dict().items():
         assert torch.equal(loaded.state_dict()[key], value)
     assert not list(tmp_path.glob(".m.pt.*")), "temporary file left behind"
+    assert (tmp_path / "m.pt").stat().st_mode & 0o044 == 0o044, "checkpoint must be readable by others (umask)"
 
 
 def test_wrong_architecture_is_refused(tmp_path):

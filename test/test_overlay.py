@@ -23,7 +23,7 @@ def test_blend_is_the_weighted_sum(alpha):
     image = rng.integers(0, 256, (24, 32, 3), dtype=np.uint8)
     mask = rng.integers(0, 3, (24, 32), dtype=np.uint8)
     out = blend_overlay(image, mask, PALETTE, alpha)
-    expected = (1 - alpha) * image + alpha * np.asarray(PALETTE)[mask]
+    expected = np.where((mask == 0)[:, :, None], image, (1 - alpha) * image + alpha * np.asarray(PALETTE)[mask])
     assert out.dtype == np.uint8 and out.shape == image.shape
     assert np.abs(out.astype(float) - expected).max() <= 1.0
 
