@@ -67,3 +67,33 @@ def test_resume_from_weights_only_file_is_refused(msrs_dev, tmp_path, random_fus
     with pytest.raises(ValueError, match="needs a training checkpoint"):
         train_main(["--data", str(msrs_dev), "--out", str(tmp_path / "r"), "--epochs", "1", "--crop", "32",
                     "--resume", str(random_fusion_weights), "--device", "cpu"])
+
+
+def test_hot_crops_centre_on_the_warmest_pixels(msrs_dev):
+    pairs = select_pairs(msrs_dev, "train")[:4]
+    from seafusion_ros.training.pair_dataset import PairCropDataset
+
+    uniform = PairCropDataset(pairs, 64, 16, 4, seed=0)
+    hot = PairCropDataset(pairs, 64, 16, 4, seed=0, hot_crop_fraction=1.0)
+    u, h = next(uniform.batches(0)), next(hot.batches(0))
+    lowest_hot = min(float(torch.quantile(ir.flatten().float(), 0.99)) for ir in hot.infrared) / 255.0
+    assert float(h.infrared.amax(dim=(1, 2, 3)).min()) >= lowest_hot  # every crop holds a hot pixel
+    assert h.infrared.amax(dim=(1, 2, 3)).mean() > u.infrared.amax(dim=(1, 2, 3)).mean()
+    with pytest.raises(ValueError, match="hot_crop_fraction"):
+        PairCropDataset(pairs, 64, 16, hot_crop_fraction=1.5)
+
+
+def test_init_weights_starts_from_a_checkpoint_and_is_recorded(msrs_dev, tmp_path, random_fusion_weights):
+    data = tmp_path / "data"
+    for sub in ("ir", "vi"):
+        (data / sub).mkdir(parents=True)
+        (data / sub / "00004N.png").symlink_to(msrs_dev / sub / "00004N.png")
+    run = tmp_path / "run"
+    assert train_main(["--data", str(data), "--out", str(run), "--epochs", "1", "--batch-size", "2", "--crop", "32",
+                       "--crops-per-image", "2", "--lr", "1e-9", "--init-weights", str(random_fusion_weights),
+                       "--device", "cpu", "--no-progress"]) == 0
+    model, card = load_fusion_model(run / "model.pt")
+    start, _ = load_fusion_model(random_fusion_weights)
+    assert card["initialised_from"]["path"] == str(random_fusion_weights)
+    for key, value in start.state_dict().items():  # lr 1e-9: still the initial weights
+        assert torch.allclose(model.state_dict()[key], value, atol=1e-5), key

@@ -14,6 +14,7 @@ from pathlib import Path
 import torch
 
 from seafusion_ros.device import resolve_device
+from seafusion_ros.models.checkpoint import load_fusion_model
 from seafusion_ros.models.seafusion import seafusion
 from seafusion_ros.training.fusion_trainer import FusionTrainConfig, FusionTrainer
 from seafusion_ros.training.msrs_split import VALIDATION_FRAME_RANGES
@@ -37,6 +38,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate")
     p.add_argument("--lr-decay", type=float, default=0.75, help="learning-rate factor per epoch")
     p.add_argument("--alpha", type=float, default=10.0, help="texture loss weight")
+    p.add_argument("--hot-crop-fraction", type=float, default=0.0,
+                   help="fraction of crops centred on the warmest 1%% infrared pixels (hot objects)")
+    p.add_argument("--init-weights", type=Path, help="start from this fusion checkpoint (fine-tuning)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     p.add_argument("--threads", type=int, default=0, help="CPU threads for torch (0 = torch default)")
@@ -61,11 +65,15 @@ def main(argv: list[str] | None = None) -> int:
         device = resolve_device(args.device)
         train_pairs = select_pairs(args.data, "train")
         val_pairs = select_pairs(args.data, "val")
-        dataset = PairCropDataset(train_pairs, args.crop, args.batch_size, args.crops_per_image, args.seed)
+        dataset = PairCropDataset(train_pairs, args.crop, args.batch_size, args.crops_per_image, args.seed,
+                                  hot_crop_fraction=args.hot_crop_fraction)
+        model = seafusion()
+        if args.init_weights:
+            model, init_card = load_fusion_model(args.init_weights)
         validation = None
         if val_pairs:
             validation = PairCropDataset(val_pairs, 2 * args.crop, args.batch_size, 1, seed=12345, drop_last=False)
-    except (ValueError, FileNotFoundError) as exc:
+    except (ValueError, FileNotFoundError) as exc:  # CheckpointError is a ValueError
         print(f"seafusion-train: error: {exc}", file=sys.stderr)
         return 2
     command = "seafusion-train " + shlex.join(argv)
@@ -77,7 +85,9 @@ def main(argv: list[str] | None = None) -> int:
         "training_command": command,
         "loss": f"L_int + {args.alpha} x L_tex (reference section 3)",
     }
-    trainer = FusionTrainer(seafusion(), dataset, FusionTrainConfig(args.epochs, args.lr, args.lr_decay, args.alpha),
+    if args.init_weights:
+        card["initialised_from"] = {"path": str(args.init_weights), "model_card": init_card}
+    trainer = FusionTrainer(model.train(), dataset, FusionTrainConfig(args.epochs, args.lr, args.lr_decay, args.alpha),
                             args.out, device, validation, card)
     if args.resume:
         trainer.resume(args.resume)
