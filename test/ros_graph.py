@@ -23,7 +23,6 @@ import rclpy
 import torch
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.context import Context
-from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image
@@ -32,6 +31,7 @@ from std_msgs.msg import String
 from seafusion_ros.models.checkpoint import save_checkpoint
 from seafusion_ros.models.seafusion import seafusion
 from seafusion_ros.models.segmentation import ARCH, bisenet_lite, segmentation_card_fields
+from seafusion_ros.ros.background_spinner import BackgroundSpinner
 from seafusion_ros.ros.image_conversion import numpy_to_image
 
 REPO = Path(__file__).resolve().parents[1]
@@ -183,15 +183,7 @@ class Probe:
             self.node.create_subscription(String, "segmentation/classes", self._on_classes, latched)
         )
         self._subs.append(self.node.create_subscription(DiagnosticArray, "/diagnostics", self._on_diag, 50))
-        self.executor = SingleThreadedExecutor(context=self.context)
-        self.executor.add_node(self.node)
-        self._running = True
-        self._thread = threading.Thread(target=self._spin, daemon=True)
-        self._thread.start()
-
-    def _spin(self) -> None:
-        while self._running:
-            self.executor.spin_once(timeout_sec=0.05)
+        self.spinner = BackgroundSpinner(self.node, self.context)
 
     def subscribe_outputs(self, outputs: tuple[str, ...]) -> None:
         """Subscribe (reliable) to these outputs; the node computes only what has subscribers."""
@@ -273,9 +265,7 @@ class Probe:
             self.rgb_pub.publish(rgb)
 
     def close(self) -> None:
-        self._running = False
-        self._thread.join(timeout=5)
-        self.executor.shutdown(timeout_sec=1.0)
+        self.spinner.stop()
         self.node.destroy_node()
         if self.own_context:
             self.context.try_shutdown()

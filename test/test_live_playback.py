@@ -11,7 +11,6 @@ import json
 import os
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -19,7 +18,6 @@ import numpy as np
 import pytest
 import rclpy
 from rclpy.context import Context
-from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from ros_graph import (
@@ -36,6 +34,7 @@ from rosgraph_msgs.msg import Clock
 
 from seafusion_ros.bags.messages import TYPESTORE, deserialize_image, image_array, stamp_to_ns
 from seafusion_ros.bags.recording import StreamTiming, synthetic_frames, write_pair_bag
+from seafusion_ros.ros.background_spinner import BackgroundSpinner
 
 HEIGHT, WIDTH = 120, 160
 SLOP_NS = 50_000_000
@@ -62,15 +61,7 @@ class GraphWatch:
         self.clock_ns: list[int] = []
         self.node.create_subscription(Clock, "/clock", self._on_clock,
                                       QoSProfile(depth=100, reliability=ReliabilityPolicy.BEST_EFFORT))
-        self.executor = SingleThreadedExecutor(context=self.context)
-        self.executor.add_node(self.node)
-        self._running = True
-        self._thread = threading.Thread(target=self._spin, daemon=True)
-        self._thread.start()
-
-    def _spin(self) -> None:
-        while self._running:
-            self.executor.spin_once(timeout_sec=0.05)
+        self.spinner = BackgroundSpinner(self.node, self.context)
 
     def _on_clock(self, msg: Clock) -> None:
         self.clock_ns.append(msg.clock.sec * 1_000_000_000 + msg.clock.nanosec)
@@ -84,9 +75,7 @@ class GraphWatch:
             time.sleep(0.1)
 
     def close(self) -> None:
-        self._running = False
-        self._thread.join(timeout=5)
-        self.executor.shutdown(timeout_sec=1.0)
+        self.spinner.stop()
         self.node.destroy_node()
         self.context.try_shutdown()
 

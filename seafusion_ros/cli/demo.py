@@ -28,7 +28,6 @@ from pathlib import Path
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.context import Context
-from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.signals import SignalHandlerOptions
 from rosbags.rosbag2 import Reader
@@ -38,6 +37,7 @@ from seafusion_ros.bags.recording import StreamTiming, synthetic_frames, write_p
 from seafusion_ros.bags.replay import resolve_topic
 from seafusion_ros.cli.play import stop_on_signals
 from seafusion_ros.demo_report import CLASSES, DIAGNOSTICS, OUTPUT_IMAGES, DemoRun, write_demo_report
+from seafusion_ros.ros.background_spinner import BackgroundSpinner
 from seafusion_ros.weights import default_fusion_weights
 
 NODE_INPUTS = ("/thermal/image_raw", "/rgb/image_raw")
@@ -104,15 +104,7 @@ class Watcher:
         self.diagnostics_stamp_ns = 0
         self._lock = threading.Lock()
         self.node.create_subscription(DiagnosticArray, DIAGNOSTICS, self._on_diagnostics, 10)
-        self.executor = SingleThreadedExecutor(context=self.context)
-        self.executor.add_node(self.node)
-        self._running = True
-        self._thread = threading.Thread(target=self._spin, daemon=True)
-        self._thread.start()
-
-    def _spin(self) -> None:
-        while self._running:
-            self.executor.spin_once(timeout_sec=0.05)
+        self.spinner = BackgroundSpinner(self.node, self.context)
 
     def _on_diagnostics(self, msg: DiagnosticArray) -> None:
         for status in msg.status:
@@ -132,9 +124,7 @@ class Watcher:
         return self.node.count_publishers(topic)
 
     def close(self) -> None:
-        self._running = False
-        self._thread.join(timeout=5)
-        self.executor.shutdown(timeout_sec=1.0)
+        self.spinner.stop()
         self.node.destroy_node()
         self.context.try_shutdown()
 
