@@ -116,6 +116,8 @@ class FusionEngine:
         if backend not in BACKENDS:
             raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
         self.device = resolve_device(device)
+        if self.device.type == "cuda":
+            torch.backends.cudnn.benchmark = True  # camera frames have a fixed size: autotune once
         if backend == "onnxruntime":
             if precision not in ("auto", "fp32"):
                 raise ValueError(f"backend onnxruntime runs fp32 only, got precision {precision!r}")
