@@ -29,7 +29,7 @@ ARGUMENTS = (
     ("thermal_topic", "thermal/image_raw", "thermal image topic (relative names resolve in the namespace)"),
     ("rgb_topic", "rgb/image_raw", "RGB image topic (relative names resolve in the namespace)"),
     ("params_file", "", "parameters YAML; empty = the installed config/seafusion.yaml"),
-    ("device", "auto", "torch device: auto, cpu, cuda or cuda:N (overrides the parameters file)"),
+    ("device", "", "torch device: auto, cpu, cuda or cuda:N; empty = the parameters file's value"),
     ("use_sim_time", "false", "use /clock (replaying a bag with `ros2 bag play --clock`)"),
     ("use_rviz", "false", "start RViz with config/seafusion.rviz"),
 )
@@ -41,7 +41,10 @@ def _nodes(context: LaunchContext) -> list[Node]:
         share, "config", "seafusion.yaml"
     )
     use_sim_time = LaunchConfiguration("use_sim_time").perform(context).lower() in ("true", "1")
-    overrides = {"device": LaunchConfiguration("device").perform(context), "use_sim_time": use_sim_time}
+    overrides: dict[str, object] = {"use_sim_time": use_sim_time}
+    device = LaunchConfiguration("device").perform(context)
+    if device:
+        overrides["device"] = device
     remaps = [
         ("thermal/image_raw", LaunchConfiguration("thermal_topic").perform(context)),
         ("rgb/image_raw", LaunchConfiguration("rgb_topic").perform(context)),

@@ -69,13 +69,16 @@ class ApproximateTimeSync(TimeSync):
 
     def __init__(self, num_inputs: int, queue_size: int, slop_ns: int, callback: MatchCallback) -> None:
         super().__init__(num_inputs, queue_size, callback)
-        if slop_ns < 0:
-            raise ValueError(f"slop must be >= 0, got {slop_ns} ns")
+        if slop_ns <= 0:
+            raise ValueError(f"slop must be > 0 for approximate sync (pairs must be strictly closer than slop), "
+                             f"got {slop_ns} ns; use exact sync for identical stamps")
         self.slop_ns = slop_ns
 
     def add(self, index: int, stamp_ns: int, item: Any) -> None:
         with self.lock:
             self._store(index, stamp_ns, item)
+            if stamp_ns not in self.queues[index]:  # older than everything in a full queue: evicted at once
+                return
             candidates: list[list[int]] = []
             for j, queue in enumerate(self.queues):
                 if j == index:
@@ -122,7 +125,8 @@ def make_sync(mode: str, num_inputs: int, queue_size: int, slop_ns: int, callbac
 
 
 def pair_streams(
-    events: Sequence[tuple[int, int, Any]], mode: str = "approximate", queue_size: int = 10, slop_ns: int = 0
+    events: Sequence[tuple[int, int, Any]], mode: str = "approximate", queue_size: int = 10,
+    slop_ns: int = 50_000_000,
 ) -> list[tuple[Any, ...]]:
     """Feed (input index, stamp_ns, item) events in arrival order; return the matched tuples in order."""
     matched: list[tuple[Any, ...]] = []

@@ -149,3 +149,20 @@ def test_same_result_as_message_filters_when_installed():
         inputs[index].signalMessage(Stamped(stamp))
     ours = pair_streams(events, "approximate", queue_size=5, slop_ns=slop)
     assert theirs == ours
+
+
+def test_a_message_evicted_by_its_own_arrival_is_dropped_quietly():
+    """Older than everything in a full queue: stored, evicted at once, never matched (no KeyError)."""
+    sync, matched = _sync(queue_size=1, slop=5)
+    sync.add(0, 200, "t200")
+    sync.add(1, 101, "r101")
+    sync.add(0, 100, "t100")  # evicts itself: queue 0 keeps only the newer 200
+    assert matched == []
+    assert list(sync.queues[0]) == [200]
+    sync.add(1, 198, "r198")
+    assert matched == [("t200", "r198")]
+
+
+def test_zero_slop_is_refused_for_approximate_sync():
+    with pytest.raises(ValueError, match="slop must be > 0"):
+        _sync(slop=0)

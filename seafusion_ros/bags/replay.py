@@ -67,13 +67,15 @@ class ReplayResult:
     received: dict[str, int] = field(default_factory=lambda: {"thermal": 0, "rgb": 0})
     rejected: dict[str, int] = field(default_factory=lambda: {"thermal": 0, "rgb": 0})
     problems: list[str] = field(default_factory=list)
+    skipped_pairs: int = 0
     samples: list[dict[str, np.ndarray]] = field(default_factory=list)
     output_bag: str | None = None
     classes: list[str] = field(default_factory=list)
 
     @property
     def unmatched(self) -> dict[str, int]:
-        return {role: self.received[role] - self.rejected[role] - len(self.pairs) for role in self.received}
+        formed = len(self.pairs) + self.skipped_pairs
+        return {role: self.received[role] - self.rejected[role] - formed for role in self.received}
 
 
 def resolve_topic(wanted: str, available: list[str]) -> str | None:
@@ -108,8 +110,10 @@ class _Replayer:
             order = "bgr" if rgb_msg.encoding.startswith("bgr") else "rgb"
             decode = time.perf_counter() - t0
             out = self.engine.fuse(ir, vis, visible_order=order, output_order="rgb", segment=self.segment)
-        except ValueError as exc:
-            self.result.problems.append(f"pair at RGB stamp {stamp_to_ns(rgb_msg.header.stamp)} ns skipped: {exc}")
+        except Exception as exc:  # one bad pair (or a failing device) must not end the replay
+            self.result.skipped_pairs += 1
+            self.result.problems.append(f"pair at RGB stamp {stamp_to_ns(rgb_msg.header.stamp)} ns skipped: "
+                                        f"{type(exc).__name__}: {exc}")
             return
         t1 = time.perf_counter()
         stamp = stamp_to_ns(rgb_msg.header.stamp)
@@ -213,13 +217,17 @@ def _replay_open_bag(reader: Reader, out_bag: str | os.PathLike | None, engine: 
                 progress(seen, total)
     except Exception as exc:  # truncated or damaged storage: keep what was read
         result.problems.append(f"bag ended early after {seen} of {total} messages (truncated or damaged?): {exc}")
-    finally:
+    except BaseException:  # Ctrl-C: no output bag rather than a half-written one under the final name
         if writer is not None:
             writer.close()
-            if result.pairs:
-                shutil.rmtree(out_bag, ignore_errors=True)
-                tmp.rename(out_bag)
-                result.output_bag = str(out_bag)
-            else:
-                shutil.rmtree(tmp, ignore_errors=True)
+            shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    if writer is not None:
+        writer.close()
+        if result.pairs:
+            shutil.rmtree(out_bag, ignore_errors=True)
+            tmp.rename(out_bag)
+            result.output_bag = str(out_bag)
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
 

@@ -43,6 +43,7 @@ def summarise(result: ReplayResult) -> dict[str, Any]:
         "messages_received": result.received,
         "messages_rejected": result.rejected,
         "pairs": len(result.pairs),
+        "pairs_skipped": result.skipped_pairs,
         "unmatched": result.unmatched,
         "stamp_offset_thermal_minus_rgb_ms": summary_stats(offsets),
         "latency_ms": {k: v for k, v in latency.items() if v},

@@ -31,7 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rgb-topic", default="rgb/image_raw", help="exact name, or a unique suffix")
     p.add_argument("--sync", choices=SYNC_MODES, default="approximate")
     p.add_argument("--queue-size", type=int, default=10)
-    p.add_argument("--slop", type=float, default=0.05, help="seconds; pairs must be strictly closer")
+    p.add_argument("--slop", type=float, default=0.05, help="seconds (> 0); pairs must be strictly closer")
     add_engine_arguments(p)
     p.add_argument("--segmentation-weights", default="", help="segmentation checkpoint ('' = bundled default)")
     p.add_argument("--no-segmentation", action="store_true", help="fuse only")
@@ -56,6 +56,10 @@ def main(argv: list[str] | None = None) -> int:
                 classes, palette = classes_and_palette(card, model)
     except (ValueError, FileNotFoundError) as exc:
         print(f"seafusion-replay: error: {exc}", file=sys.stderr)
+        return 2
+    if args.sync == "approximate" and args.slop <= 0:
+        print("seafusion-replay: error: --slop must be > 0 with --sync approximate (use --sync exact for identical "
+              "stamps)", file=sys.stderr)
         return 2
     options = ReplayOptions(args.thermal_topic, args.rgb_topic, args.sync, args.queue_size, args.slop,
                             segment=not args.no_segmentation, metrics=not args.no_metrics, sample_frames=args.samples)

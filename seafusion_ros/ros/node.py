@@ -28,6 +28,7 @@ import json
 import sys
 import threading
 import time
+import traceback
 from typing import Any
 
 import numpy as np
@@ -131,10 +132,14 @@ class SeaFusionNode(LifecycleNode):
             self.get_logger().error(f"configuration failed: {exc}")
             self.engine = None
             return TransitionCallbackReturn.FAILURE
+        except Exception:  # rclpy's lifecycle would swallow it unlogged (out of GPU memory, permissions...)
+            self.get_logger().error(f"configuration failed:\n{traceback.format_exc()}")
+            self.engine = None
+            return TransitionCallbackReturn.FAILURE
         self._create_entities()
         segmentation = "on" if self._segmenter is not None else "off"
         self.get_logger().info(
-            f"configured: device {self.engine.device}, precision {cfg.precision}, "
+            f"configured: device {self.engine.device}, precision {self.engine.precision}, "
             f"synchroniser {self.synchroniser} ({cfg.sync_mode}, queue {cfg.queue_size}, "
             f"slop {cfg.slop_ns / 1e9:g} s), input QoS {self._qos_text()}, "
             f"registration {cfg.registration_mode}, segmentation {segmentation}"
@@ -147,6 +152,9 @@ class SeaFusionNode(LifecycleNode):
                 self._load_engine()
             except (ValueError, FileNotFoundError) as exc:
                 self.get_logger().error(f"activation failed: {exc}")
+                return TransitionCallbackReturn.FAILURE
+            except Exception:  # see on_configure
+                self.get_logger().error(f"activation failed:\n{traceback.format_exc()}")
                 return TransitionCallbackReturn.FAILURE
         self._stop = False
         self._worker = threading.Thread(target=self._work, name="seafusion_worker", daemon=True)
@@ -316,12 +324,16 @@ class SeaFusionNode(LifecycleNode):
         last = self._last_stamp[index]
         self._last_stamp[index] = stamp
         if last is not None and stamp < last:
+            # A looping bag, a restarted camera or a clock jump: queued messages of the old timeline would
+            # never pair with new ones (and would evict them), so start the synchroniser afresh.
             self._report_bad(
                 "stamp_backwards",
-                f"{name}: stamp {stamp / 1e9:.6f} s is older than the previous "
-                f"{last / 1e9:.6f} s; message dropped (following ones are accepted)",
+                f"{name}: stamp {stamp / 1e9:.6f} s is older than the previous {last / 1e9:.6f} s; "
+                "time reset assumed: synchroniser queues cleared",
             )
-            return
+            self._last_stamp = [None] * len(INPUT_TOPICS)
+            self._last_stamp[index] = stamp
+            self._create_sync()
         if self._sync is not None:
             self._sync.add(index, stamp, msg)
         elif self._mf_inputs:
@@ -449,7 +461,7 @@ class SeaFusionNode(LifecycleNode):
             "input_qos": self._qos_text(),
             "segmentation": "on" if self._segmenter is not None else "off",
             "device": str(engine.device) if engine is not None else "released",
-            "precision": cfg.precision,
+            "precision": self.engine.precision if self.engine is not None else cfg.precision,
         }
         if engine is not None and engine.device.type == "cuda":
             extra["gpu_memory_allocated_mib"] = f"{torch.cuda.memory_allocated(engine.device) / 2**20:.1f}"

@@ -203,6 +203,9 @@ def config_from_values(values: dict[str, Any]) -> NodeConfig:
             f"registration.output_width and output_height must both be 0 (RGB size) or both set, "
             f"got {width} x {height}"
         )
+    if v["sync.mode"] == "approximate" and v["sync.slop"] <= 0.0:
+        problems.append("sync.slop must be > 0 with sync.mode approximate (pairs must be strictly closer than "
+                        "slop); use sync.mode exact for identical stamps")
     if v["device"] != "auto" and not str(v["device"]).startswith(("cpu", "cuda")):
         problems.append(f"device = {v['device']!r}: use auto, cpu, cuda or cuda:N")
     if problems:
