@@ -1,0 +1,44 @@
+"""The bundled default models: present, loadable, documented, and doing what a fusion model should."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from seafusion_ros.engine import FusionEngine
+from seafusion_ros.models.checkpoint import load_fusion_model
+from seafusion_ros.training.content_loss import sobel_magnitude
+from seafusion_ros.weights import DEFAULT_FUSION_WEIGHTS, DEFAULT_SEGMENTATION_WEIGHTS, load_segmenter
+
+
+def test_bundled_fusion_model_loads_with_its_model_card():
+    _, card = load_fusion_model(DEFAULT_FUSION_WEIGHTS)
+    assert card["training_command"].startswith("seafusion-train --data")
+    assert card["training_data"]["train_pairs"] == 216 and card["training_data"]["val_pairs"] == 49
+    assert card["training"]["epochs_run"] >= 1
+    assert DEFAULT_FUSION_WEIGHTS.with_suffix(".md").is_file()
+
+
+def test_bundled_segmentation_model_loads_with_classes_and_palette():
+    model, card, _ = load_segmenter("")
+    assert model is not None and DEFAULT_SEGMENTATION_WEIGHTS.is_file()
+    assert len(card["classes"]) == len(card["palette"]) == card["num_classes"]
+
+
+@pytest.mark.parametrize("stem", ["01110N", "00412D"])  # validation frames: never trained on
+def test_hot_objects_stay_bright_and_visible_texture_stays_sharp(msrs_dev, stem):
+    import torch
+
+    ir = cv2.imread(str(msrs_dev / "ir" / f"{stem}.png"), cv2.IMREAD_GRAYSCALE)
+    vis = cv2.imread(str(msrs_dev / "vi" / f"{stem}.png"), cv2.IMREAD_COLOR)
+    fused = FusionEngine(device="cpu", precision="fp32").fuse(ir, vis, visible_order="bgr").luminance
+    vis_y = cv2.cvtColor(vis, cv2.COLOR_BGR2YCrCb)[:, :, 0].astype(np.float32) / 255.0
+    hot = ir > np.percentile(ir, 99)  # the warmest 1 %: people, engines
+    assert fused[hot].mean() >= 0.9 * ir[hot].mean() / 255.0  # as bright as in the thermal image
+    assert fused[hot].mean() > fused.mean() + 0.2
+
+    def texture(y: np.ndarray) -> float:
+        return float(sobel_magnitude(torch.from_numpy(y)[None, None]).mean())
+
+    assert texture(fused) >= 0.9 * texture(vis_y)  # the visible detail is kept, not blurred away
