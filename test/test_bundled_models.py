@@ -26,7 +26,7 @@ def test_bundled_segmentation_model_loads_with_classes_and_palette():
     assert len(card["classes"]) == len(card["palette"]) == card["num_classes"]
 
 
-@pytest.mark.parametrize("stem", ["01110N", "00412D"])  # validation frames: never trained on
+@pytest.mark.parametrize("stem", ["01102N", "01110N", "00412D"])  # validation frames: never trained on
 def test_hot_objects_stay_bright_and_visible_texture_stays_sharp(msrs_dev, stem):
     import torch
 
@@ -35,8 +35,8 @@ def test_hot_objects_stay_bright_and_visible_texture_stays_sharp(msrs_dev, stem)
     fused = FusionEngine(device="cpu", precision="fp32").fuse(ir, vis, visible_order="bgr").luminance
     vis_y = cv2.cvtColor(vis, cv2.COLOR_BGR2YCrCb)[:, :, 0].astype(np.float32) / 255.0
     hot = ir > np.percentile(ir, 99)  # the warmest 1 %: people, engines
-    assert fused[hot].mean() >= 0.9 * ir[hot].mean() / 255.0  # as bright as in the thermal image
-    assert fused[hot].mean() > fused.mean() + 0.2
+    # at least as bright as in the brighter source (the intensity target), not dark silhouettes
+    assert fused[hot].mean() >= 0.9 * max(ir[hot].mean() / 255.0, vis_y[hot].mean())
 
     def texture(y: np.ndarray) -> float:
         return float(sobel_magnitude(torch.from_numpy(y)[None, None]).mean())
