@@ -32,10 +32,12 @@ from seafusion_ros.models.checkpoint import save_checkpoint
 from seafusion_ros.models.seafusion import seafusion
 from seafusion_ros.models.segmentation import ARCH, bisenet_lite, segmentation_card_fields
 from seafusion_ros.ros.background_spinner import BackgroundSpinner
+from seafusion_ros.ros.dds_profile import use_large_image_profile
 from seafusion_ros.ros.image_conversion import numpy_to_image
 
 REPO = Path(__file__).resolve().parents[1]
 DOMAIN_ID = 1 + os.getpid() % 100
+use_large_image_profile()  # as the node does: this process and the node processes it starts
 TEST_CLASSES = ["background", "person", "bicycle", "car"]
 TEST_PALETTE = [[0, 0, 0], [220, 20, 60], [0, 128, 192], [250, 170, 30]]
 

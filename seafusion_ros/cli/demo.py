@@ -38,6 +38,7 @@ from seafusion_ros.bags.replay import resolve_topic
 from seafusion_ros.cli.play import stop_on_signals
 from seafusion_ros.demo_report import CLASSES, DIAGNOSTICS, OUTPUT_IMAGES, DemoRun, write_demo_report
 from seafusion_ros.ros.background_spinner import BackgroundSpinner
+from seafusion_ros.ros.dds_profile import use_large_image_profile
 from seafusion_ros.weights import default_fusion_weights
 
 NODE_INPUTS = ("/thermal/image_raw", "/rgb/image_raw")
@@ -304,6 +305,7 @@ def _run_graph(args: argparse.Namespace, run: DemoRun, bag: Path, duration: floa
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    use_large_image_profile()  # before any participant here or in the child processes (they inherit it)
     if args.rate <= 0 or args.duration <= 0:
         print("seafusion-demo: error: --rate and --duration must be positive", file=sys.stderr)
         return 2

@@ -21,6 +21,7 @@ from rclpy.signals import SignalHandlerOptions
 from rclpy.utilities import remove_ros_args
 
 from seafusion_ros.ros.bag_player import RELIABILITIES, BagPlayer, PlaybackOptions
+from seafusion_ros.ros.dds_profile import use_large_image_profile
 
 
 def stop_on_signals(stop: threading.Event) -> None:
@@ -31,6 +32,7 @@ def stop_on_signals(stop: threading.Event) -> None:
 
 def init_ros(program: str, argv: list[str]) -> tuple[Context, list[str]]:
     """An rclpy context with the ``--ros-args`` part of argv (no rclpy signal handlers); the rest of argv."""
+    use_large_image_profile()
     context = Context()
     rclpy.init(args=[program, *argv], context=context, signal_handler_options=SignalHandlerOptions.NO)
     return context, remove_ros_args([program, *argv])[1:]

@@ -47,6 +47,7 @@ from seafusion_ros.approximate_sync import TimeSync, make_sync
 from seafusion_ros.engine import FusionEngine
 from seafusion_ros.overlay import blend_overlay, palette_array
 from seafusion_ros.registration import Registration
+from seafusion_ros.ros.dds_profile import use_large_image_profile
 from seafusion_ros.ros.diagnostics import NodeStats
 from seafusion_ros.ros.image_conversion import (
     COLOUR_ENCODINGS,
@@ -496,6 +497,7 @@ def main(
     segmenter_card: dict[str, Any] | None = None,
 ) -> int:
     """Run the node until shutdown; exit status 1 when configuration fails, 2 for invalid parameters."""
+    use_large_image_profile()
     rclpy.init(args=args)
     node = None
     try:
