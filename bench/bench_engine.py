@@ -158,11 +158,14 @@ def bench_node(frames: int, rate: float, tmp: Path) -> dict:
         time.sleep(2.0)
         rss_start = _rss_mb(node.proc.pid)
         started = time.time()
+        rss_during = {}
         for k in range(frames):
             due = started + k / rate
             time.sleep(max(0.0, due - time.time()))
             now = time.time_ns()
             probe.publish(image_msg(thermal, "16UC1", now), image_msg(bgr, "bgr8", now))
+            if k in (frames // 10, frames // 2):  # after warm-up: steady state vs growth
+                rss_during[f"node_rss_after_{k}_frames_mb"] = _rss_mb(node.proc.pid)
         elapsed = time.time() - started
         time.sleep(3.0)
         rss_end = _rss_mb(node.proc.pid)
@@ -178,8 +181,21 @@ def bench_node(frames: int, rate: float, tmp: Path) -> dict:
             "output_rate_hz": len(latencies) / elapsed,
             "end_to_end_median_ms": statistics.median(latencies) if latencies else None,
             "end_to_end_p90_ms": float(np.percentile(latencies, 90)) if latencies else None,
-            "dropped_pairs": diag.get("dropped_pairs"), "node_rss_start_mb": rss_start, "node_rss_end_mb": rss_end,
+            "dropped_pairs": diag.get("dropped_pairs"), "node_rss_start_mb": rss_start, **rss_during,
+            "node_rss_end_mb": rss_end,
             "diagnostics": diag}
+
+
+def print_engine_table(result: dict, runs: int, warmup: int) -> None:
+    engine = result["engine"]
+    print(f"fusion engine at {engine['size'][1]}x{engine['size'][0]} on {result['device']} ({result['cpu']}, "
+          f"{result['threads']} threads, torch {result['torch']}); input: {engine['input']}; "
+          f"{runs} runs after {warmup} warm-up")
+    print(f"{'mode':38} {'prec':>5} {'median ms':>10} {'p90 ms':>8} {'fps':>6} {'speed-up':>9} "
+          f"{'max diff':>9} {'rel L2':>9}")
+    for r in engine["results"]:
+        print(f"{r['mode']:38} {r['precision']:>5} {r['median_ms']:10.1f} {r['p90_ms']:8.1f} {r['fps']:6.2f} "
+              f"{r['speedup']:8.2f}x {r['max_grey_diff']:9.0f} {r['rel_l2']:9.2e}")
 
 
 def main() -> None:
@@ -190,31 +206,25 @@ def main() -> None:
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--node-frames", type=int, default=0, help="also run the node for this many input pairs")
     p.add_argument("--node-rate", type=float, default=10.0, help="input pair rate for the node run, Hz")
+    p.add_argument("--node-only", action="store_true", help="skip the engine table")
     p.add_argument("--json", type=Path, default=RESULTS)
     args = p.parse_args()
     device = resolve_device(args.device)
     weights = args.weights or default_fusion_weights()
     result = {"device": str(device), "cpu": platform.processor() or platform.machine(),
-              "threads": torch.get_num_threads(), "torch": str(torch.__version__), "weights": str(weights),
-              "engine": bench_engine(weights, device, args.runs, args.warmup)}
-    engine = result["engine"]
-    print(f"fusion engine at {engine['size'][1]}x{engine['size'][0]} on {device} ({result['cpu']}, "
-          f"{result['threads']} threads, torch {result['torch']}); input: {engine['input']}; "
-          f"{args.runs} runs after {args.warmup} warm-up")
-    print(f"{'mode':38} {'prec':>5} {'median ms':>10} {'p90 ms':>8} {'fps':>6} {'speed-up':>9} "
-          f"{'max diff':>9} {'rel L2':>9}")
-    for r in engine["results"]:
-        print(f"{r['mode']:38} {r['precision']:>5} {r['median_ms']:10.1f} {r['p90_ms']:8.1f} {r['fps']:6.2f} "
-              f"{r['speedup']:8.2f}x {r['max_grey_diff']:9.0f} {r['rel_l2']:9.2e}")
+              "threads": torch.get_num_threads(), "torch": str(torch.__version__), "weights": str(weights)}
+    if not args.node_only:
+        result["engine"] = bench_engine(weights, device, args.runs, args.warmup)
+        print_engine_table(result, args.runs, args.warmup)
     if args.node_frames:
         with tempfile.TemporaryDirectory() as tmp:
             node = bench_node(args.node_frames, args.node_rate, Path(tmp))
         result["node"] = node
         print(f"\nnode (bundled models, segmentation on, {device}): {node['frames_sent']} pairs at "
               f"{node['input_rate_hz']:.1f} Hz")
-        for key in ("outputs", "output_rate_hz", "end_to_end_median_ms", "end_to_end_p90_ms", "dropped_pairs",
-                    "node_rss_start_mb", "node_rss_end_mb"):
-            print(f"  {key:28} {node[key]}")
+        for key, value in node.items():
+            if key != "diagnostics":
+                print(f"  {key:32} {value}")
     args.json.parent.mkdir(parents=True, exist_ok=True)
     tmp_json = args.json.with_suffix(".json.tmp")
     tmp_json.write_text(json.dumps(result, indent=2))
