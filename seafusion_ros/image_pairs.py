@@ -70,7 +70,7 @@ def read_visible(path: str | os.PathLike) -> np.ndarray:
     if image is None:
         raise ValueError(f"cannot decode image file {path}")
     if image.dtype != np.uint8:
-        raise ValueError(f"visible image {path} is {image.dtype}; 8-bit gray or colour expected")
+        raise ValueError(f"{path} is a {image.dtype} image; an 8-bit gray or colour image is expected")
     if image.ndim == 3 and image.shape[2] == 4:
         image = cv2.cvtColor(image, cv2.COLOR_BGRA2BGR)
     return image

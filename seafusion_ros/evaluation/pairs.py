@@ -10,10 +10,9 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import cv2
 import numpy as np
 
-from seafusion_ros.image_pairs import IMAGE_SUFFIXES, match_pairs
+from seafusion_ros.image_pairs import IMAGE_SUFFIXES, match_pairs, read_visible
 
 
 @dataclass(frozen=True)
@@ -78,13 +77,5 @@ def read_metric_image(path: str | os.PathLike) -> np.ndarray:
     Raises ValueError for undecodable files and for 16-bit or float images (the metric definitions
     are on the 0..255 scale).
     """
-    image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-    if image is None:
-        raise ValueError(f"cannot decode image file {path}")
-    if image.dtype != np.uint8:
-        raise ValueError(f"{path}: metrics need 8-bit images, this one is {image.dtype}")
-    if image.ndim == 3 and image.shape[2] == 4:
-        image = image[:, :, :3]
-    if image.ndim == 3 and image.shape[2] == 3:
-        image = np.ascontiguousarray(image[:, :, ::-1])
-    return image
+    image = read_visible(path)
+    return np.ascontiguousarray(image[:, :, ::-1]) if image.ndim == 3 else image
