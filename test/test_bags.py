@@ -11,13 +11,14 @@ import pytest
 import torch
 from rosbags.rosbag2 import Reader, StoragePlugin, Writer
 
-from seafusion_ros.bags.messages import TYPESTORE, deserialize_image, image_array, stamp_to_ns
+from seafusion_ros.bags.messages import TYPESTORE, deserialize_image, image_array
 from seafusion_ros.bags.recording import StreamTiming, folder_frames, synthetic_frames, write_pair_bag
 from seafusion_ros.cli.eval import main as eval_main
 from seafusion_ros.cli.make_bag import main as make_bag_main
 from seafusion_ros.cli.replay import main as replay_main
 from seafusion_ros.models.checkpoint import save_checkpoint
 from seafusion_ros.models.segmentation import bisenet_lite, segmentation_card_fields
+from seafusion_ros.stamps import stamp_to_ns
 
 
 @pytest.fixture

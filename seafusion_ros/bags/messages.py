@@ -6,6 +6,7 @@ import numpy as np
 from rosbags.typesys import Stores, get_typestore
 
 from seafusion_ros.image_encoding import decode_image, encode_image
+from seafusion_ros.stamps import ns_to_sec_nanosec
 
 # Pinned: LATEST moves with rosbags releases. Image, Header and Time are identical across ROS 2 distros.
 TYPESTORE = get_typestore(Stores.ROS2_JAZZY)
@@ -15,12 +16,8 @@ _Header = TYPESTORE.types["std_msgs/msg/Header"]
 _Time = TYPESTORE.types["builtin_interfaces/msg/Time"]
 
 
-def stamp_to_ns(stamp) -> int:
-    return int(stamp.sec) * 1_000_000_000 + int(stamp.nanosec)
-
-
 def header(stamp_ns: int, frame_id: str):
-    sec, nanosec = divmod(int(stamp_ns), 1_000_000_000)
+    sec, nanosec = ns_to_sec_nanosec(stamp_ns)
     return _Header(stamp=_Time(sec=sec, nanosec=nanosec), frame_id=frame_id)
 
 

@@ -27,12 +27,12 @@ from seafusion_ros.bags.messages import (
     image_array,
     image_message,
     serialize_image,
-    stamp_to_ns,
 )
 from seafusion_ros.engine import FusionEngine
 from seafusion_ros.image_encoding import COLOUR_ENCODINGS, THERMAL_ENCODINGS
 from seafusion_ros.metrics.fusion_metrics import fusion_scores
 from seafusion_ros.overlay import blend_overlay
+from seafusion_ros.stamps import stamp_to_ns
 
 OUTPUT_TOPICS = ("/fused/image", "/segmentation/mask", "/segmentation/overlay")
 

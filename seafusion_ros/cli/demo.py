@@ -39,6 +39,7 @@ from seafusion_ros.cli.play import stop_on_signals
 from seafusion_ros.demo_report import CLASSES, DIAGNOSTICS, OUTPUT_IMAGES, DemoRun, write_demo_report
 from seafusion_ros.ros.background_spinner import BackgroundSpinner
 from seafusion_ros.ros.dds_profile import use_large_image_profile
+from seafusion_ros.stamps import stamp_to_ns
 from seafusion_ros.weights import default_fusion_weights
 
 NODE_INPUTS = ("/thermal/image_raw", "/rgb/image_raw")
@@ -112,7 +113,7 @@ class Watcher:
             if status.name.endswith("seafusion_node"):
                 with self._lock:
                     self.diagnostics = {kv.key: kv.value for kv in status.values}
-                    self.diagnostics_stamp_ns = msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
+                    self.diagnostics_stamp_ns = stamp_to_ns(msg.header.stamp)
 
     def latest(self) -> tuple[dict[str, str], int]:
         with self._lock:

@@ -11,7 +11,6 @@ from tqdm import tqdm
 
 from seafusion_ros.cli.engine_options import add_engine_arguments, engine_from_args
 from seafusion_ros.image_pairs import match_pairs, read_image, read_visible, write_image_atomic
-from seafusion_ros.models.checkpoint import CheckpointError
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -45,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
             ir = read_image(pair.ir, color=False)
             vis = read_visible(pair.visible)
             out = engine.fuse(ir, vis, visible_order="bgr", output_order="bgr")
-        except (ValueError, CheckpointError) as exc:
+        except ValueError as exc:  # CheckpointError is a ValueError
             failed.append((pair.stem, str(exc)))
             continue
         write_image_atomic(args.out / f"{pair.stem}.png", out.image if vis.ndim == 3 else out.image[:, :, 0])

@@ -32,6 +32,8 @@ from rosbags.interfaces import QosDurability, QosReliability
 from rosbags.rosbag2 import Reader
 from rosgraph_msgs.msg import Clock
 
+from seafusion_ros.stamps import ns_to_sec_nanosec
+
 RELIABILITIES = ("auto", "best_effort", "reliable")
 
 
@@ -177,7 +179,7 @@ class BagPlayer:
     def _publish_clock(self, bag_ns: int) -> None:
         if self._clock_pub is not None:
             msg = Clock()
-            msg.clock.sec, msg.clock.nanosec = divmod(int(bag_ns), 1_000_000_000)
+            msg.clock.sec, msg.clock.nanosec = ns_to_sec_nanosec(bag_ns)
             self._clock_pub.publish(msg)
 
     def _wait(self, until: float, clock_ns: Callable[[], int], stop: threading.Event) -> bool:

@@ -26,8 +26,9 @@ from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPo
 from rosbags.interfaces import Qos, QosDurability, QosHistory, QosLiveliness, QosReliability, QosTime
 from rosbags.rosbag2 import StoragePlugin, Writer
 
-from seafusion_ros.bags.messages import TYPESTORE, stamp_to_ns
+from seafusion_ros.bags.messages import TYPESTORE
 from seafusion_ros.ros.bag_player import RELIABILITIES, message_class
+from seafusion_ros.stamps import stamp_to_ns
 
 STORAGES = {"mcap": StoragePlugin.MCAP, "sqlite3": StoragePlugin.SQLITE3}
 LOG_TIMES = ("receive", "header")

@@ -58,6 +58,7 @@ from seafusion_ros.ros.image_conversion import (
     numpy_to_image,
 )
 from seafusion_ros.ros.parameters import NodeConfig, ParameterError, declare_parameters, read_config
+from seafusion_ros.stamps import stamp_to_ns
 from seafusion_ros.weights import classes_and_palette, load_segmenter
 
 NODE_NAME = "seafusion_node"
@@ -321,7 +322,7 @@ class SeaFusionNode(LifecycleNode):
         except ImageFormatError as exc:
             self._report_bad(exc.kind, f"{name}: {exc}")
             return
-        stamp = msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
+        stamp = stamp_to_ns(msg.header.stamp)
         last = self._last_stamp[index]
         self._last_stamp[index] = stamp
         if last is not None and stamp < last:
@@ -438,7 +439,7 @@ class SeaFusionNode(LifecycleNode):
             overlay = blend_overlay(out.image, out.mask, self.palette, cfg.overlay_alpha)
             self._pubs["overlay"].publish(numpy_to_image(overlay, "rgb8", header))
         t3 = time.perf_counter()
-        stamp_ns = header.stamp.sec * 1_000_000_000 + header.stamp.nanosec
+        stamp_ns = stamp_to_ns(header.stamp)
         timings = out.timings
         self.stats.pair_processed(
             {

@@ -17,6 +17,7 @@ import torch
 from torch import Tensor
 
 from seafusion_ros.image_pairs import ImagePair, match_pairs, read_image
+from seafusion_ros.thermal_gain import ThermalGain
 from seafusion_ros.training.msrs_split import split_stems
 
 
@@ -29,11 +30,12 @@ class PairBatch:
 
 
 def _to_unit_ir(ir: np.ndarray) -> np.ndarray:
+    """8-bit infrared as is; 16-bit through the engine's default thermal gain, as inference sees it."""
     if ir.dtype == np.uint8:
         return ir
     if ir.dtype == np.uint16:
-        lo, hi = np.percentile(ir, (1, 99))
-        return (np.clip((ir.astype(np.float32) - lo) / max(hi - lo, 1.0), 0, 1) * 255).astype(np.uint8)
+        scale, offset = ThermalGain().scale_and_offset(ir)
+        return np.round(np.clip(ir.astype(np.float32) * scale + offset, 0, 1) * 255).astype(np.uint8)
     raise ValueError(f"unsupported infrared dtype {ir.dtype}")
 
 
