@@ -22,6 +22,7 @@ import torch
 from seafusion_ros.cli.eval_task import parse_size
 from seafusion_ros.segmentation.joint_training import JointConfig, run_joint_training
 from seafusion_ros.segmentation.trainer import SegmentationTrainConfig
+from seafusion_ros.training.content_loss import DEFAULT_ALPHA
 from seafusion_ros.training.msrs_split import VALIDATION_FRAME_RANGES
 
 
@@ -44,12 +45,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fusion-lr", type=float, default=1e-3)
     p.add_argument("--fusion-lr-decay", type=float, default=0.75)
     p.add_argument("--batch-size", type=int, default=8, help="fusion batch size")
-    p.add_argument("--crop", type=int, default=128, help="fusion training crop (pixels at the working size)")
+    p.add_argument("--crop", type=int, default=256,
+                   help="fusion training crop, pixels at native resolution (the segmentation loss sees it "
+                        "scaled to the working size)")
     p.add_argument("--crops-per-image", type=int, default=1)
+    p.add_argument("--alpha", type=float, default=DEFAULT_ALPHA, help="texture weight of the content loss")
+    p.add_argument("--hot-crop-fraction", type=float, default=0.5,
+                   help="share of fusion crops centred on the warmest 1%% of infrared pixels")
     p.add_argument("--seg-epochs", type=int, default=40, help="segmentation epochs per round")
     p.add_argument("--seg-batch-size", type=int, default=8)
     p.add_argument("--seg-lr", type=float, default=0.01)
-    p.add_argument("--size", type=parse_size, default=(240, 320), help="working size HxW")
+    p.add_argument("--size", type=parse_size, default=(240, 320),
+                   help="segmentation working size HxW (fusion always trains and is scored at native size)")
     p.add_argument("--init-fusion", type=Path, help="start the fusion network from these weights")
     p.add_argument("--export-fusion", type=Path, help="copy the final fusion checkpoint here")
     p.add_argument("--export-segmentation", type=Path, help="copy the final segmentation checkpoint here")
@@ -73,7 +80,8 @@ def main(argv: list[str] | None = None) -> int:
     config = JointConfig(
         rounds=args.rounds, betas=args.betas, fusion_epochs=args.fusion_epochs, fusion_lr=args.fusion_lr,
         fusion_lr_decay=args.fusion_lr_decay, fusion_batch_size=args.batch_size, crop=args.crop,
-        crops_per_image=args.crops_per_image, size=args.size, seed=args.seed, device=args.device,
+        crops_per_image=args.crops_per_image, alpha=args.alpha, hot_crop_fraction=args.hot_crop_fraction,
+        size=args.size, seed=args.seed, device=args.device,
         progress=progress,
         segmentation=SegmentationTrainConfig(epochs=args.seg_epochs, batch_size=args.seg_batch_size,
                                              lr=args.seg_lr, seed=args.seed, device=args.device,

@@ -1,23 +1,28 @@
 """Joint low-level / high-level adaptive training (reference §3-4), scaled to ``msrs_dev`` and a CPU.
 
 Round r = 1..R:
-1. Fusion: train the fusion network (Adam, lr decayed by ``fusion_lr_decay`` per epoch) on random crops
-   with L = L_content + beta_r x L_sem, where L_sem is the OHEM loss (main + 0.1 aux) of the previous
-   round's segmentation network, frozen and in eval mode, on the fused RGB crop. beta_r = r - 1 by
+1. Fusion: train the fusion network (Adam, lr decayed by ``fusion_lr_decay`` per epoch) on random
+   native-resolution crops (a share centred on hot infrared pixels) with L = L_content + beta_r x L_sem,
+   where L_sem is the OHEM loss (main + 0.1 aux) of the previous round's segmentation network, frozen
+   and in eval mode, on the fused RGB crop scaled to the segmentation working size. beta_r = r - 1 by
    default (0, 1, 2, 3): round 1 is pure content loss, before any segmentation network exists.
-2. Fuse every frame (training and validation) at the working size with the new fusion network.
+2. Fuse every frame (training and validation) at native size with the new fusion network; keep it at
+   the working size for segmentation and, for validation frames, at native size for the metrics.
 3. Segmentation: continue training the segmentation network on the freshly fused training frames.
-4. Validate on the held-out frames: content loss, fusion metrics (EN, SD, SF, MI, VIF, Qabf), mIoU on
-   the pseudo-masks and box AP@0.5; one JSON line per round in ``joint_log.jsonl``.
+4. Validate on the held-out frames: content loss and fusion metrics (EN, SD, SF, MI, VIF, Qabf) at
+   native size, mIoU on the pseudo-masks and box AP@0.5 at the working size; one JSON line per round
+   in ``joint_log.jsonl``.
 
-Every stage leaves a file behind (``round_r/fusion.pt``, ``round_r/fused/``, ``round_r/seg/segmentation.pt``)
-and its trainer's ``last.pt`` per epoch, so an interrupted run resumes where it stopped.
+Every stage leaves a file behind (``round_r/fusion.pt``, ``round_r/fused/`` and
+``round_r/fused_validation/``, ``round_r/seg/segmentation.pt``) and its trainer's ``last.pt`` per epoch,
+so an interrupted run resumes where it stopped.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -26,9 +31,11 @@ from typing import Any
 import cv2
 import numpy as np
 import torch
+import torch.nn.functional as F
 from tqdm import tqdm
 
 from seafusion_ros.colour import rgb_to_ycrcb, ycrcb_to_rgb
+from seafusion_ros.device import resolve_precision
 from seafusion_ros.image_pairs import match_pairs, read_image, write_image_atomic
 from seafusion_ros.metrics.fusion_metrics import fusion_scores
 from seafusion_ros.models.checkpoint import load_fusion_model, read_checkpoint, save_checkpoint
@@ -65,6 +72,7 @@ class JointConfig:
     crop: int = 128
     crops_per_image: int = 1
     alpha: float = DEFAULT_ALPHA
+    hot_crop_fraction: float = 0.5
     size: tuple[int, int] = (240, 320)
     segmentation: SegmentationTrainConfig = field(default_factory=lambda: SegmentationTrainConfig(epochs=20))
     seed: int = 0
@@ -80,44 +88,62 @@ class JointConfig:
 
 
 class JointFrames:
-    """Visible RGB, infrared and pseudo-mask of every frame at the working size, held in memory."""
+    """Visible RGB, infrared and pseudo-mask of every frame at native resolution, held in memory.
+
+    The fusion network trains and is scored at the sensors' resolution (it is deployed there); only the
+    segmentation network works at the reduced working size, so the semantic loss sees the fused crop
+    area-downsampled by ``seg_scale``.
+    """
 
     def __init__(self, data_root: Path, mask_dir: Path, stems: list[str], size: tuple[int, int]) -> None:
         pairs = {p.stem: p for p in match_pairs(data_root / "ir", data_root / "vi").pairs}
         missing = [s for s in stems if s not in pairs]
         if missing:
             raise ValueError(f"no infrared/visible pair for {missing[:5]} under {data_root}")
-        dsize = (size[1], size[0])
         self.stems = stems
-        self.visible = [cv2.resize(cv2.cvtColor(read_image(pairs[s].visible, True), cv2.COLOR_BGR2RGB), dsize,
-                                   interpolation=cv2.INTER_AREA) for s in stems]
-        self.infrared = [cv2.resize(read_image(pairs[s].ir, False), dsize, interpolation=cv2.INTER_AREA)
-                         for s in stems]
-        self.masks = [cv2.resize(cv2.imread(str(mask_dir / f"{s}.png"), cv2.IMREAD_UNCHANGED), dsize,
-                                 interpolation=cv2.INTER_NEAREST) for s in stems]
-        for stem, ir in zip(stems, self.infrared, strict=True):
+        self.size = size
+        self.visible = [cv2.cvtColor(read_image(pairs[s].visible, True), cv2.COLOR_BGR2RGB) for s in stems]
+        self.infrared = [read_image(pairs[s].ir, False) for s in stems]
+        self.masks = [cv2.imread(str(mask_dir / f"{s}.png"), cv2.IMREAD_UNCHANGED) for s in stems]
+        native = self.infrared[0].shape if stems else size
+        for stem, vis, ir, mask in zip(stems, self.visible, self.infrared, self.masks, strict=True):
             if ir.dtype != np.uint8:
                 raise ValueError(f"{stem}: joint training reads 8-bit infrared, got {ir.dtype}")
+            if ir.shape != native or vis.shape[:2] != native or mask.shape != native:
+                raise ValueError(f"{stem}: infrared {ir.shape}, visible {vis.shape[:2]} and mask {mask.shape} "
+                                 f"must all be {native} (joint training needs one native frame size)")
+        self.native = tuple(native)
+        self.seg_scale = size[0] / native[0]
+        self.hot_pixels = [np.argwhere(ir >= np.percentile(ir, 99)) for ir in self.infrared]
 
     def subset(self, stems: list[str]) -> JointFrames:
         """The same frames restricted to ``stems`` (no copies of the images)."""
         keep = [self.stems.index(s) for s in stems]
         subset = object.__new__(JointFrames)
-        subset.stems = list(stems)
-        subset.visible = [self.visible[i] for i in keep]
-        subset.infrared = [self.infrared[i] for i in keep]
-        subset.masks = [self.masks[i] for i in keep]
+        subset.stems, subset.size, subset.native, subset.seg_scale = list(stems), self.size, self.native, \
+            self.seg_scale
+        for name in ("visible", "infrared", "masks", "hot_pixels"):
+            setattr(subset, name, [getattr(self, name)[i] for i in keep])
         return subset
 
-    def crops(self, epoch: int, crop: int, batch_size: int, crops_per_image: int, seed: int):
-        """Batches of (visible N x 3, infrared N x 1, mask N) random crops with horizontal flips."""
+    def crops(self, epoch: int, crop: int, batch_size: int, crops_per_image: int, seed: int,
+              hot_crop_fraction: float = 0.0):
+        """Batches of (visible N x 3, infrared N x 1, mask N) native-resolution crops, horizontally flipped
+        at random; ``hot_crop_fraction`` of them centred on one of the warmest 1 % infrared pixels."""
+        height, width = self.native
+        if crop > min(height, width):
+            raise ValueError(f"crop {crop} is larger than the frames ({height}x{width})")
         rng = np.random.default_rng((seed, epoch))
         order = rng.permutation(len(self.stems) * crops_per_image) % len(self.stems)
         for start in range(0, len(order) - batch_size + 1, batch_size):
             vis, ir, mask = [], [], []
             for index in order[start:start + batch_size]:
-                height, width = self.masks[index].shape
                 y, x = int(rng.integers(0, height - crop + 1)), int(rng.integers(0, width - crop + 1))
+                hot = self.hot_pixels[index]
+                if rng.random() < hot_crop_fraction and len(hot):
+                    cy, cx = hot[int(rng.integers(0, len(hot)))]
+                    y = min(max(int(cy) - crop // 2, 0), height - crop)
+                    x = min(max(int(cx) - crop // 2, 0), width - crop)
                 window = (slice(y, y + crop), slice(x, x + crop))
                 v, i, m = self.visible[index][window], self.infrared[index][window], self.masks[index][window]
                 if rng.random() < 0.5:
@@ -133,6 +159,15 @@ def fuse_rgb(fusion: FusionNet, visible: torch.Tensor, infrared: torch.Tensor) -
     y, cr, cb = rgb_to_ycrcb(visible)
     fused_y = fusion(y, infrared)
     return ycrcb_to_rgb(fused_y, cr, cb), fused_y, y
+
+
+def to_segmentation_scale(rgb: torch.Tensor, mask: torch.Tensor, scale: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Fused RGB (area-averaged, differentiable) and mask (nearest) at the segmentation network's scale."""
+    if scale == 1.0:
+        return rgb, mask
+    size = (max(1, round(rgb.shape[-2] * scale)), max(1, round(rgb.shape[-1] * scale)))
+    small_mask = F.interpolate(mask[:, None].float(), size=size, mode="nearest")[:, 0].long()
+    return F.interpolate(rgb, size=size, mode="area"), small_mask
 
 
 def train_fusion_round(fusion: FusionNet, segmenter: BiSeNetLite | None, frames: JointFrames, beta: float,
@@ -158,7 +193,8 @@ def train_fusion_round(fusion: FusionNet, segmenter: BiSeNetLite | None, frames:
         started = time.perf_counter()
         sums = {"loss": 0.0, "content": 0.0, "semantic": 0.0}
         steps = 0
-        batches = frames.crops(epoch, config.crop, config.fusion_batch_size, config.crops_per_image, config.seed)
+        batches = frames.crops(epoch, config.crop, config.fusion_batch_size, config.crops_per_image, config.seed,
+                               config.hot_crop_fraction)
         total = len(frames.stems) * config.crops_per_image // config.fusion_batch_size
         for visible, infrared, mask in tqdm(batches, total=total, disable=not config.progress, leave=False,
                                             desc=f"fusion epoch {epoch + 1}/{config.fusion_epochs} beta={beta:g}"):
@@ -167,7 +203,8 @@ def train_fusion_round(fusion: FusionNet, segmenter: BiSeNetLite | None, frames:
             loss, _ = content_loss(fused_y, visible_y, infrared, config.alpha)
             sums["content"] += float(loss.detach())
             if segmenter is not None and beta > 0:
-                sem = semantic(*segmenter.logits_and_aux(rgb), mask)
+                small_rgb, small_mask = to_segmentation_scale(rgb, mask, frames.seg_scale)
+                sem = semantic(*segmenter.logits_and_aux(small_rgb), small_mask)
                 loss = loss + beta * sem
                 sums["semantic"] += float(sem.detach())
             optimizer.zero_grad(set_to_none=True)
@@ -182,42 +219,56 @@ def train_fusion_round(fusion: FusionNet, segmenter: BiSeNetLite | None, frames:
         save_checkpoint(last, fusion, "seafusion", {}, extra={
             "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "epoch": epoch + 1,
             "history": history})
-        if config.progress:
-            tqdm.write(f"fusion {json.dumps(record)}")
+        tqdm.write(f"fusion {json.dumps(record)}")
+        sys.stdout.flush()
     return history
 
 
-@torch.no_grad()
-def fuse_frames(fusion: FusionNet, frames: JointFrames, out_dir: Path, device: str) -> None:
-    """Write every frame's fused RGB (working size) as PNG; ``.complete`` marks a finished folder."""
-    fusion.to(device).eval()
+@torch.inference_mode()
+def fuse_frames(fusion: FusionNet, frames: JointFrames, val_stems: set[str], fused_dir: Path, val_dir: Path,
+                device: str) -> None:
+    """Fuse every frame at native resolution; write it at the working size to ``fused_dir`` (segmentation
+    training) and, for validation frames, at native size to ``val_dir`` (fusion metrics, ``seafusion-eval``).
+
+    Training frames use the CPU's fast autocast precision (bf16 where native, else fp32; fp16 on CUDA) since
+    they only feed the segmentation network; validation frames are fused in fp32 like the metric runs.
+    ``.complete`` marks a finished folder.
+    """
+    torch_device = torch.device(device)
+    fusion.to(torch_device).eval()
+    fast = resolve_precision("auto", torch_device)
+    dsize = (frames.size[1], frames.size[0])
+    val_dir.mkdir(parents=True, exist_ok=True)
     for stem, vis, ir in zip(frames.stems, frames.visible, frames.infrared, strict=True):
-        visible = torch.from_numpy(vis.transpose(2, 0, 1).copy())[None].float().div(255.0).to(device)
-        infrared = torch.from_numpy(ir)[None, None].float().div(255.0).to(device)
-        rgb = fuse_rgb(fusion, visible, infrared)[0][0].mul(255.0).round().byte().cpu().numpy()
-        write_image_atomic(out_dir / f"{stem}.png", cv2.cvtColor(rgb.transpose(1, 2, 0), cv2.COLOR_RGB2BGR))
-    (out_dir / DONE).touch()
+        visible = torch.from_numpy(vis.transpose(2, 0, 1).copy())[None].float().div(255.0).to(torch_device)
+        infrared = torch.from_numpy(ir)[None, None].float().div(255.0).to(torch_device)
+        validation = stem in val_stems
+        with torch.autocast(torch_device.type, dtype=fast, enabled=not validation and fast != torch.float32):
+            rgb = fuse_rgb(fusion, visible, infrared)[0][0].float().clamp(0, 1)
+        bgr = cv2.cvtColor(rgb.mul(255.0).round().byte().cpu().numpy().transpose(1, 2, 0), cv2.COLOR_RGB2BGR)
+        write_image_atomic(fused_dir / f"{stem}.png", cv2.resize(bgr, dsize, interpolation=cv2.INTER_AREA))
+        if validation:
+            write_image_atomic(val_dir / f"{stem}.png", bgr)
+    (fused_dir / DONE).touch()
 
 
-def validate_round(fusion: FusionNet, segmenter: BiSeNetLite, frames: JointFrames, fused_dir: Path,
-                   mask_dir: Path, boxes_dir: Path, val_stems: list[str], config: JointConfig) -> dict[str, Any]:
-    """Content loss and fusion metrics of the fused validation frames, segmentation scores on them."""
+def validate_round(segmenter: BiSeNetLite, frames: JointFrames, fused_dir: Path, val_dir: Path, mask_dir: Path,
+                   boxes_dir: Path, val_stems: list[str], config: JointConfig) -> dict[str, Any]:
+    """Content loss and fusion metrics of the native-resolution validation fusions, segmentation scores on
+    the working-size ones."""
     index = {s: i for i, s in enumerate(frames.stems)}
     metrics: dict[str, list[float]] = {m: [] for m in FUSION_METRICS}
     content = []
-    fusion.eval()
-    with torch.no_grad():
-        for stem in val_stems:
-            i = index[stem]
-            visible = torch.from_numpy(frames.visible[i].transpose(2, 0, 1).copy())[None].float() / 255.0
-            infrared = torch.from_numpy(frames.infrared[i])[None, None].float() / 255.0
-            _, fused_y, visible_y = fuse_rgb(fusion.to("cpu"), visible, infrared)
-            content.append(float(content_loss(fused_y, visible_y, infrared, config.alpha)[0]))
-            fused = cv2.cvtColor(read_image(fused_dir / f"{stem}.png", True), cv2.COLOR_BGR2RGB)
-            scores = fusion_scores(fused, frames.infrared[i], frames.visible[i], FUSION_METRICS)
-            for name, value in scores.values.items():
-                metrics[name].append(value)
-    fusion.to(config.device)
+    for stem in val_stems:
+        i = index[stem]
+        fused = cv2.cvtColor(read_image(val_dir / f"{stem}.png", True), cv2.COLOR_BGR2RGB)
+        fused_y = rgb_to_ycrcb(_rgb_tensor(fused))[0]
+        visible_y = rgb_to_ycrcb(_rgb_tensor(frames.visible[i]))[0]
+        infrared = torch.from_numpy(frames.infrared[i])[None, None].float() / 255.0
+        content.append(float(content_loss(fused_y, visible_y, infrared, config.alpha)[0]))
+        scores = fusion_scores(fused, frames.infrared[i], frames.visible[i], FUSION_METRICS)
+        for name, value in scores.values.items():
+            metrics[name].append(value)
     val_set = SegmentationDataset(fused_dir, mask_dir, BOX_CLASSES.num_classes, val_stems, config.size)
     return {"content_loss": float(np.mean(content)),
             **{name: float(np.mean(v)) if v else None for name, v in metrics.items()},
@@ -263,9 +314,9 @@ def run_joint_training(data_root: str | os.PathLike, out_dir: str | os.PathLike,
             fusion_history = train_fusion_round(fusion, segmenter, train_frames, beta, config, round_dir)
             save_checkpoint(round_dir / "fusion.pt", fusion, "seafusion",
                             {**base_card, "round": round_number, "beta": beta, "history": fusion_history})
-        fused_dir = round_dir / "fused"
+        fused_dir, val_dir = round_dir / "fused", round_dir / "fused_validation"
         if not (fused_dir / DONE).is_file():
-            fuse_frames(fusion, frames, fused_dir, config.device)
+            fuse_frames(fusion, frames, set(val_stems), fused_dir, val_dir, config.device)
         seg_dir = round_dir / "seg"
         if (seg_dir / FINAL).is_file():
             segmenter = load_segmentation_model(seg_dir / FINAL)[0]
@@ -282,14 +333,14 @@ def run_joint_training(data_root: str | os.PathLike, out_dir: str | os.PathLike,
             continue
         record = {"round": round_number, "beta": beta, "fusion": fusion_history[-1] if fusion_history else None,
                   "segmentation_loss": _last_segmentation_loss(seg_dir),
-                  "validation": validate_round(fusion, segmenter, frames, fused_dir, mask_dir, boxes_dir,
+                  "validation": validate_round(segmenter, frames, fused_dir, val_dir, mask_dir, boxes_dir,
                                                val_stems, config),
                   "seconds": round(time.perf_counter() - started, 1)}
         log.append(record)
         with open(log_path, "a") as handle:
             handle.write(json.dumps(record) + "\n")
-        if config.progress:
-            tqdm.write(f"round {json.dumps(record)}")
+        tqdm.write(f"round {json.dumps(record)}")
+        sys.stdout.flush()
     final_card = {**base_card, "rounds": config.rounds, "log": log, "split_validation_frames": len(val_stems),
                   "train_frames": len(train_stems)}
     save_checkpoint(out_dir / "fusion_joint.pt", fusion, "seafusion",
@@ -299,6 +350,10 @@ def run_joint_training(data_root: str | os.PathLike, out_dir: str | os.PathLike,
                         {**final_card, **BOX_CLASSES.card(), **segmentation_card_fields(segmenter),
                          "name": "BiSeNet-lite segmentation, joint adaptive training"})
     return log
+
+
+def _rgb_tensor(image: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1)))[None].float() / 255.0
 
 
 def _last_segmentation_loss(seg_dir: Path) -> float | None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -160,8 +161,8 @@ def train_segmentation(model: BiSeNetLite, train_set: SegmentationDataset,
         _append_log(out_dir / LOG, record)
         save_checkpoint(out_dir / LAST, model, ARCH, card,
                         extra={"optimizer": optimizer.state_dict(), "epoch": epoch + 1, "history": history})
-        if config.progress:
-            tqdm.write(json.dumps(record))
+        tqdm.write(json.dumps(record))
+        sys.stdout.flush()
     if end_epoch < config.epochs:
         return history
     final_card = dict(card)
