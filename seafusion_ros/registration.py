@@ -28,6 +28,7 @@ import cv2
 import numpy as np
 
 REGISTRATION_MODES = ("none", "scale", "homography")
+IDENTITY_HOMOGRAPHY = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0)  # default of the node and seafusion-replay
 
 
 def homography_from_calibration(
@@ -135,7 +136,8 @@ class Registration:
             if thermal_size != tuple(rgb_size):
                 raise ValueError(
                     f"thermal {thermal_size} and RGB {tuple(rgb_size)} sizes differ and registration "
-                    "mode is 'none': set registration.mode to 'scale' or 'homography'"
+                    "mode is 'none': use 'scale' or 'homography' (node parameter registration.mode, "
+                    "seafusion-replay --registration-mode)"
                 )
             if self.output_size is None or self.output_size == thermal_size:
                 return thermal

@@ -12,7 +12,7 @@ import torch
 from rosbags.rosbag2 import Reader, StoragePlugin, Writer
 
 from seafusion_ros.bags.messages import TYPESTORE, deserialize_image, image_array
-from seafusion_ros.bags.recording import StreamTiming, folder_frames, synthetic_frames, write_pair_bag
+from seafusion_ros.bags.recording import Frame, StreamTiming, folder_frames, synthetic_frames, write_pair_bag
 from seafusion_ros.cli.eval import main as eval_main
 from seafusion_ros.cli.make_bag import main as make_bag_main
 from seafusion_ros.cli.replay import main as replay_main
@@ -165,3 +165,84 @@ def test_truncated_bag_gives_a_partial_report(tmp_path, random_fusion_weights, c
 def test_missing_bag_is_a_clear_message(tmp_path, random_fusion_weights, capsys):
     code, err, report = _replay_cli(tmp_path / "nope", tmp_path / "out", random_fusion_weights, capsys)
     assert code == 1 and "bag not found" in err
+
+
+def _mismatched_size_bag(path: Path, pairs: int = 3) -> Path:
+    """Thermal 30 x 40 (16UC1) and RGB 60 x 80, identical stamps: like a real thermal + RGB camera pair."""
+    rng = np.random.default_rng(0)
+    frames = []
+    for k in range(pairs):
+        stamp = 1_000_000_000 + k * 100_000_000
+        frames.append(("thermal", Frame(rng.integers(7000, 9000, (30, 40)).astype(np.uint16), "16UC1", stamp)))
+        frames.append(("rgb", Frame(rng.integers(0, 256, (60, 80, 3), dtype=np.uint8), "rgb8", stamp)))
+    return write_pair_bag(path, frames, progress=False)
+
+
+def test_replay_registers_thermal_of_another_size_like_the_node(tmp_path, random_fusion_weights,
+                                                                 tiny_random_segmenter, capsys):
+    bag = _mismatched_size_bag(tmp_path / "bag")
+    common = ["--weights", str(random_fusion_weights), "--device", "cpu", "--precision", "fp32", "--no-metrics",
+              "--segmentation-weights", str(tiny_random_segmenter), "--no-progress"]
+
+    def replay(name: str, *options: str) -> tuple[int, str, dict[str, list]]:
+        code = replay_main([str(bag), "--out", str(tmp_path / name), *common, *options])
+        err = capsys.readouterr().err
+        out_bag = tmp_path / name / "output_bag"
+        return code, err, _messages(out_bag) if out_bag.exists() else {}
+
+    code, err, outputs = replay("none")  # the default, as the node's: sizes must match
+    assert code == 1 and outputs == {}
+    assert "sizes differ and registration mode is 'none'" in err and "--registration-mode" in err
+
+    for name, options, size in (("scale", ["--registration-mode", "scale"], (60, 80)),
+                                ("resized", ["--registration-mode", "scale", "--output-size", "24x32"], (24, 32)),
+                                ("homography", ["--registration-mode", "homography", "--homography",
+                                                "2", "0", "0", "0", "2", "0", "0", "0", "1"], (60, 80))):
+        code, err, outputs = replay(name, *options)
+        assert code == 0, err
+        for topic in ("/fused/image", "/segmentation/mask", "/segmentation/overlay"):
+            assert len(outputs[topic]) == 3, (name, topic)
+            assert {(m.height, m.width) for m in outputs[topic]} == {size}, (name, topic)
+        report = json.loads((tmp_path / name / "report.json").read_text())
+        assert report["pairs"] == 3 and report["unmatched"] == {"thermal": 0, "rgb": 0}
+    # A homography that scales by 2 is the scale registration of a half-size thermal camera: same pixels.
+    scale, homography = (_messages(tmp_path / n / "output_bag")["/fused/image"] for n in ("scale", "homography"))
+    for a, b in zip(scale, homography, strict=True):
+        assert np.array_equal(image_array(a), image_array(b))
+
+
+def test_replay_rejects_bad_registration_options_clearly(tmp_path, random_fusion_weights, capsys):
+    bag = _mismatched_size_bag(tmp_path / "bag", pairs=1)
+    code = replay_main([str(bag), "--out", str(tmp_path / "out"), "--weights", str(random_fusion_weights),
+                        "--registration-mode", "homography", "--homography", *["0"] * 9, "--no-progress"])
+    assert code == 2 and "homography is singular" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+    with pytest.raises(SystemExit):
+        replay_main([str(bag), "--out", str(tmp_path / "out"), "--output-size", "320", "--no-progress"])
+    assert "expected HEIGHTxWIDTH" in capsys.readouterr().err
+
+
+def test_replay_decodes_each_message_once_and_builds_the_palette_once(tmp_path, random_fusion_weights,
+                                                                      tiny_random_segmenter, monkeypatch):
+    import seafusion_ros.bags.replay as replay_module
+    import seafusion_ros.overlay as overlay_module
+
+    calls = {"deserialize": 0, "palette": 0}
+
+    def counting(name, function):
+        def wrapper(*args, **kwargs):
+            calls[name] += 1
+            return function(*args, **kwargs)
+        return wrapper
+
+    monkeypatch.setattr(replay_module, "deserialize_image", counting("deserialize", replay_module.deserialize_image))
+    monkeypatch.setattr(replay_module, "palette_array", counting("palette", overlay_module.palette_array))
+    monkeypatch.setattr(overlay_module, "palette_array", counting("palette", overlay_module.palette_array))
+    bag = write_pair_bag(tmp_path / "bag", synthetic_frames(1.0, StreamTiming(4.0), StreamTiming(4.0), 32, 40),
+                         progress=False)
+    assert replay_main([str(bag), "--out", str(tmp_path / "out"), "--weights", str(random_fusion_weights),
+                        "--device", "cpu", "--segmentation-weights", str(tiny_random_segmenter), "--no-metrics",
+                        "--no-progress"]) == 0
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert report["pairs"] == 4
+    assert calls == {"deserialize": 8, "palette": 1}

@@ -1,8 +1,10 @@
 """Offline replay: pair a bag's thermal and RGB images with the node's sync rules, fuse, segment, record.
 
 Streams the bag once in log-time order (memory bounded by the sync queues), so an hour-long
-recording replays like a short one. Output messages carry the RGB input's header, exactly as the node
-publishes them. Problems with the bag (missing, truncated, lacking a topic, undecodable images) are
+recording replays like a short one; each message is deserialised once. Pairs go through the node's own
+decode and registration code (:mod:`seafusion_ros.pair_input`), so thermal and RGB of different sizes
+are handled with the same registration choices. Output messages carry the RGB input's header, exactly
+as the node publishes them. Problems with the bag (missing, truncated, lacking a topic, undecodable images) are
 collected in ``ReplayResult.problems`` instead of raising, so a partial report is always possible.
 """
 
@@ -20,18 +22,12 @@ import numpy as np
 from rosbags.rosbag2 import Reader, StoragePlugin, Writer
 
 from seafusion_ros.approximate_sync import make_sync
-from seafusion_ros.bags.messages import (
-    IMAGE_TYPE,
-    TYPESTORE,
-    deserialize_image,
-    image_array,
-    image_message,
-    serialize_image,
-)
+from seafusion_ros.bags.messages import IMAGE_TYPE, TYPESTORE, deserialize_image, image_message, serialize_image
 from seafusion_ros.engine import FusionEngine
-from seafusion_ros.image_encoding import COLOUR_ENCODINGS, THERMAL_ENCODINGS
 from seafusion_ros.metrics.fusion_metrics import fusion_scores
-from seafusion_ros.overlay import blend_overlay
+from seafusion_ros.overlay import blend_overlay, palette_array
+from seafusion_ros.pair_input import prepare_pair
+from seafusion_ros.registration import Registration
 from seafusion_ros.stamps import stamp_to_ns
 
 OUTPUT_TOPICS = ("/fused/image", "/segmentation/mask", "/segmentation/overlay")
@@ -39,6 +35,9 @@ OUTPUT_TOPICS = ("/fused/image", "/segmentation/mask", "/segmentation/overlay")
 
 @dataclass(frozen=True)
 class ReplayOptions:
+    """Replay settings; ``registration`` warps thermal onto the (optionally resized) RGB grid, as the node's
+    ``registration.*`` parameters do (default: sizes must match)."""
+
     thermal_topic: str = "thermal/image_raw"
     rgb_topic: str = "rgb/image_raw"
     sync_mode: str = "approximate"
@@ -48,6 +47,7 @@ class ReplayOptions:
     metrics: bool = True
     overlay_alpha: float = 0.5
     sample_frames: int = 6
+    registration: Registration = field(default_factory=Registration)
 
 
 @dataclass
@@ -92,22 +92,19 @@ class _Replayer:
     def __init__(self, engine: FusionEngine, options: ReplayOptions, writer: Writer | None, result: ReplayResult,
                  palette: list[list[int]] | None) -> None:
         self.engine, self.options, self.writer, self.result = engine, options, writer, result
-        self.palette = palette
+        self.palette = palette_array(palette) if palette is not None else None  # the lookup table, once
         self.segment = options.segment and engine.segmenter is not None and palette is not None
         self.connections = {}
         if writer is not None:
             topics = OUTPUT_TOPICS if self.segment else OUTPUT_TOPICS[:1]
             self.connections = {t: writer.add_connection(t, IMAGE_TYPE, typestore=TYPESTORE) for t in topics}
 
-    def on_pair(self, thermal_raw: bytes, rgb_raw: bytes) -> None:
+    def on_pair(self, thermal_msg: Any, rgb_msg: Any) -> None:
+        """Fuse one synchronised pair of (deserialised) Image messages and record the outputs."""
         t0 = time.perf_counter()
-        thermal_msg, rgb_msg = deserialize_image(thermal_raw), deserialize_image(rgb_raw)
         try:
-            ir = image_array(thermal_msg, THERMAL_ENCODINGS)
-            vis = image_array(rgb_msg, COLOUR_ENCODINGS)
-            if vis.ndim == 3 and vis.shape[2] == 4:
-                vis = np.ascontiguousarray(vis[:, :, :3])
-            order = "bgr" if rgb_msg.encoding.startswith("bgr") else "rgb"
+            pair = prepare_pair(thermal_msg, rgb_msg, self.options.registration)  # exactly as the node does
+            ir, vis, order = pair.thermal, pair.visible, pair.visible_order
             decode = time.perf_counter() - t0
             out = self.engine.fuse(ir, vis, visible_order=order, output_order="rgb", segment=self.segment)
         except Exception as exc:  # one bad pair (or a failing device) must not end the replay
@@ -212,7 +209,7 @@ def _replay_open_bag(reader: Reader, out_bag: str | os.PathLike | None, engine: 
                 result.rejected[role_of[i]] += 1
                 result.problems.append(f"undecodable message on {connection.topic}: {exc}")
                 continue
-            sync.add(i, stamp_to_ns(msg.header.stamp), raw)
+            sync.add(i, stamp_to_ns(msg.header.stamp), msg)
             if progress is not None:
                 progress(seen, total)
     except Exception as exc:  # truncated or damaged storage: keep what was read

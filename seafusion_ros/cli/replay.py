@@ -1,6 +1,7 @@
 """seafusion-replay: evaluate the node's processing offline on a rosbag2 recording.
 
-Pairs thermal and RGB with the node's synchroniser rules, fuses and segments every pair, writes the
+Pairs thermal and RGB with the node's synchroniser rules, registers thermal to the RGB camera with the
+node's registration choices, fuses and segments every pair, writes the
 outputs to OUT/output_bag (stamped with the inputs' headers) and a report (OUT/report.md,
 OUT/report.json, OUT/contact_sheet.png). A damaged bag or a missing topic gives a message and a
 partial report, not a traceback (exit status 1).
@@ -19,7 +20,19 @@ from seafusion_ros.approximate_sync import SYNC_MODES
 from seafusion_ros.bags.replay import ReplayOptions, replay_bag
 from seafusion_ros.bags.replay_report import write_report
 from seafusion_ros.cli.engine_options import add_engine_arguments, engine_from_args
+from seafusion_ros.registration import IDENTITY_HOMOGRAPHY, REGISTRATION_MODES, Registration
 from seafusion_ros.weights import classes_and_palette, load_segmenter
+
+
+def output_size(text: str) -> tuple[int, int]:
+    """'HxW' -> (height, width), both >= 1."""
+    try:
+        height, width = (int(part) for part in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected HEIGHTxWIDTH such as 240x320, got {text!r}") from None
+    if height < 1 or width < 1:
+        raise argparse.ArgumentTypeError(f"output size must be at least 1x1, got {text!r}")
+    return height, width
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -32,6 +45,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sync", choices=SYNC_MODES, default="approximate")
     p.add_argument("--queue-size", type=int, default=10)
     p.add_argument("--slop", type=float, default=0.05, help="seconds (> 0); pairs must be strictly closer")
+    p.add_argument("--registration-mode", choices=REGISTRATION_MODES, default="none",
+                   help="thermal -> RGB warp, as the node's registration.mode: none (sizes must match; other pairs "
+                        "are skipped), scale (stretch thermal to the RGB size), homography (--homography)")
+    p.add_argument("--homography", type=float, nargs=9, default=list(IDENTITY_HOMOGRAPHY), metavar="H",
+                   help="3x3 thermal -> RGB pixel homography, row-major (with --registration-mode homography)")
+    p.add_argument("--output-size", type=output_size, default=None, metavar="HxW",
+                   help="fused output size as HEIGHTxWIDTH, e.g. 240x320 (None: the RGB image's size)")
     add_engine_arguments(p)
     p.add_argument("--segmentation-weights", default="", help="segmentation checkpoint ('' = bundled default)")
     p.add_argument("--no-segmentation", action="store_true", help="fuse only")
@@ -46,6 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
+        registration = Registration(args.registration_mode, args.homography, args.output_size)
         engine = engine_from_args(args)
         palette, classes = None, []
         if not args.no_segmentation:
@@ -62,7 +83,8 @@ def main(argv: list[str] | None = None) -> int:
               "stamps)", file=sys.stderr)
         return 2
     options = ReplayOptions(args.thermal_topic, args.rgb_topic, args.sync, args.queue_size, args.slop,
-                            segment=not args.no_segmentation, metrics=not args.no_metrics, sample_frames=args.samples)
+                            segment=not args.no_segmentation, metrics=not args.no_metrics, sample_frames=args.samples,
+                            registration=registration)
     args.out.mkdir(parents=True, exist_ok=True)
     bar = tqdm(desc="replaying", unit="msg", disable=args.no_progress)
 

@@ -1,0 +1,67 @@
+"""One synchronised thermal + RGB message pair -> engine input, and the fused output's mono8 form. ROS-free.
+
+The node (rclpy messages) and the offline replay (rosbags messages) both use this, so a pair that the
+live node fuses is decoded, checked and registered exactly the same way offline.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from seafusion_ros.image_encoding import COLOUR_ENCODINGS, THERMAL_ENCODINGS, ImageLike, decode_image
+from seafusion_ros.registration import Registration
+
+
+class BadInput(ValueError):
+    """A pair that cannot be fused; ``kind`` names the problem (the node's diagnostics counter)."""
+
+    def __init__(self, kind: str, message: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+
+
+@dataclass
+class PreparedPair:
+    """Engine input at the output size: registered thermal (raw units), visible without alpha, its order."""
+
+    thermal: np.ndarray
+    visible: np.ndarray
+    visible_order: str
+
+
+def prepare_pair(thermal_msg: ImageLike, rgb_msg: ImageLike, registration: Registration) -> PreparedPair:
+    """Decode both images, reject non-finite thermal, drop alpha, warp thermal onto the output grid.
+
+    Raises ImageFormatError (undecodable layout) or BadInput (``nan_thermal``, ``size_mismatch``);
+    both are ValueErrors with a ``kind``.
+    """
+    thermal = decode_image(thermal_msg, THERMAL_ENCODINGS)
+    visible = decode_image(rgb_msg, COLOUR_ENCODINGS)
+    if thermal.dtype.kind == "f" and not np.isfinite(thermal).all():
+        raise BadInput(
+            "nan_thermal", f"thermal 32FC1 image has {int((~np.isfinite(thermal)).sum())} NaN/inf pixels"
+        )
+    if visible.ndim == 3 and visible.shape[2] == 4:
+        visible = np.ascontiguousarray(visible[:, :, :3])
+    try:
+        thermal, visible = registration.apply(thermal, visible)
+    except ValueError as exc:
+        raise BadInput("size_mismatch", str(exc)) from exc
+    return PreparedPair(thermal, visible, "bgr" if rgb_msg.encoding.startswith("bgr") else "rgb")
+
+
+def luminance_to_mono8(luminance: np.ndarray, normalize: str) -> np.ndarray:
+    """The fused luminance (H x W in [0, 1]) as uint8, with the engine's ``normalize`` rule.
+
+    ``minmax`` stretches each frame to 0..255 and truncates, as the engine does for the colour image;
+    ``none`` rounds, so mono8 and rgb8 outputs of one node look alike.
+    """
+    if normalize == "minmax":
+        low, high = float(luminance.min()), float(luminance.max())
+        stretched = (luminance - low) / max(high - low, 1e-12) * 255.0  # the maximum lands on 255 exactly
+        return np.clip(stretched, 0, 255).astype(np.uint8)
+    if normalize == "none":
+        return np.clip(luminance * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    raise ValueError(f"normalize must be 'none' or 'minmax', got {normalize!r}")
