@@ -2,7 +2,8 @@
 
 Topics are subscribed as they appear, with the publishers' QoS (best effort, reliable, latched).
 Messages are logged at their receive time (``--ros-args -p use_sim_time:=true`` makes that the
-``/clock`` time) or their header stamp. Runs until Ctrl-C / SIGTERM or ``--duration``, then closes
+``/clock`` time) or their header stamp (messages that cannot be decoded then are skipped, counted and
+reported at the end). Runs until Ctrl-C / SIGTERM or ``--duration``, then closes
 the bag and renames it into place (never a half-written bag under OUT).
 """
 
@@ -35,7 +36,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="auto: best effort if a publisher is, else reliable (latched topics stay latched)")
     p.add_argument("--qos-depth", type=int, default=100)
     p.add_argument("--log-time", choices=LOG_TIMES, default="receive",
-                   help="log each message at its receive time (node clock) or its header stamp")
+                   help="log each message at its receive time (node clock) or its header stamp (header: messages "
+                        "that cannot be decoded are skipped and counted)")
     p.add_argument("--duration", type=float, default=0.0, metavar="S", help="stop after S seconds (0 = until signal)")
     return p
 
@@ -76,6 +78,9 @@ def main(argv: list[str] | None = None) -> int:
         context.try_shutdown()
     counts = ", ".join(f"{topic} {count}" for topic, count in recorder.stats.recorded.items()) or "nothing"
     print(f"seafusion-record: wrote {out}: {counts}")
+    for topic, count in recorder.stats.undecodable.items():
+        print(f"seafusion-record: skipped {count} undecodable message(s) on {topic} (no header stamp to log them at)",
+              file=sys.stderr)
     for topic in recorder.pending():
         if topic not in recorder.stats.skipped_topics:
             print(f"seafusion-record: {topic} never appeared in the graph", file=sys.stderr)

@@ -9,8 +9,9 @@ one), else reliable; transient local when every publisher is, so a latched topic
 Each message is logged at its receive time on the node's clock (``use_sim_time`` makes that the
 ``/clock`` time, so ``log time - header stamp`` is the end-to-end latency in bag time; messages that
 arrive before the first ``/clock``, like a latched one, are logged at that first clock time), or at its
-header stamp. The bag is written under a hidden temporary name and renamed when finished; a run
-that fails leaves nothing behind.
+header stamp; with header stamps a message that cannot be deserialised is skipped and counted
+(``RecordingStats.undecodable``), and recording goes on. The bag is written under a hidden temporary
+name and renamed when finished; a run that fails leaves nothing behind.
 """
 
 from __future__ import annotations
@@ -37,10 +38,12 @@ GRAPH_INFRASTRUCTURE = ("/rosout", "/parameter_events")
 
 @dataclass
 class RecordingStats:
-    """Messages written per topic, and topics that could not be recorded (with the reason)."""
+    """Messages written per topic, topics that could not be recorded (with the reason), and messages skipped
+    per topic because their header stamp could not be read (``log_time="header"``)."""
 
     recorded: dict[str, int] = field(default_factory=dict)
     skipped_topics: dict[str, str] = field(default_factory=dict)
+    undecodable: dict[str, int] = field(default_factory=dict)
 
 
 def _bag_qos(qos: QoSProfile) -> Qos:
@@ -148,6 +151,8 @@ class BagRecorder:
         log_ns = self.node.get_clock().now().nanoseconds
         if self.log_time == "header":
             log_ns = self._header_stamp(topic, data, log_ns)
+            if log_ns is None:
+                return
         elif log_ns == 0:  # use_sim_time and no /clock yet (a latched message, say): log at the first clock time
             self._before_clock.append((topic, data))
             return
@@ -163,8 +168,17 @@ class BagRecorder:
             self._write(topic, log_ns, data)
         self._before_clock = []
 
-    def _header_stamp(self, topic: str, data: bytes, fallback_ns: int) -> int:
-        msg = TYPESTORE.deserialize_cdr(data, self._msgtypes[topic])
+    def _header_stamp(self, topic: str, data: bytes, fallback_ns: int) -> int | None:
+        """The message's header stamp; fallback_ns without a header; None (counted, logged) if undecodable."""
+        try:
+            msg = TYPESTORE.deserialize_cdr(data, self._msgtypes[topic])
+        except Exception as exc:  # rosbags raises several types for a malformed CDR payload
+            count = self.stats.undecodable.get(topic, 0) + 1
+            self.stats.undecodable[topic] = count
+            self.node.get_logger().warning(
+                f"skipping an undecodable message on {topic} ({count} so far): {type(exc).__name__}: {exc}",
+                throttle_duration_sec=5.0)
+            return None
         header = getattr(msg, "header", None)
         if header is None:
             if topic not in self._headerless_warned:

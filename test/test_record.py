@@ -1,0 +1,57 @@
+"""seafusion-record's recorder over real DDS: with header log times an undecodable message is skipped and
+counted, and recording goes on."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import rclpy
+from rclpy.context import Context
+from rclpy.executors import SingleThreadedExecutor
+from rclpy.node import Node
+from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
+from ros_graph import DOMAIN_ID, image_msg
+from rosbags.rosbag2 import Reader
+from sensor_msgs.msg import Image
+
+from seafusion_ros.bags.messages import deserialize_image
+from seafusion_ros.ros.bag_recorder import BagRecorder
+from seafusion_ros.stamps import stamp_to_ns
+
+GARBAGE = b"\x00\x01\x00\x00\xff\xff\xff\x7f"  # a CDR header, then a length no buffer can hold
+
+
+def test_header_log_time_skips_and_counts_an_undecodable_message_and_keeps_recording(tmp_path):
+    context = Context()
+    rclpy.init(context=context, domain_id=DOMAIN_ID)
+    try:
+        node = Node("record_test", context=context)
+        qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=10, reliability=ReliabilityPolicy.RELIABLE)
+        publisher = node.create_publisher(Image, "/record_test/image", qos)
+        recorder = BagRecorder(node, tmp_path / "bag", ["/record_test/image"], log_time="header")
+        executor = SingleThreadedExecutor(context=context)
+        executor.add_node(node)
+
+        def spin_until(condition, what: str) -> None:
+            deadline = time.monotonic() + 30.0
+            while not condition():
+                assert time.monotonic() < deadline, f"timed out waiting for {what}"
+                recorder.discover()
+                executor.spin_once(timeout_sec=0.05)
+
+        spin_until(lambda: publisher.get_subscription_count() > 0, "the recorder's subscription")
+        frame = np.zeros((4, 6), np.uint8)
+        publisher.publish(image_msg(frame, "mono8", 5_000_000_000))
+        publisher.publish(GARBAGE)
+        publisher.publish(image_msg(frame, "mono8", 6_000_000_000))
+        spin_until(lambda: recorder.stats.recorded["/record_test/image"] == 2, "the second valid message")
+        assert recorder.stats.undecodable == {"/record_test/image": 1}
+        out = recorder.finish()
+        executor.shutdown()
+        node.destroy_node()
+    finally:
+        context.try_shutdown()
+    with Reader(out) as reader:
+        logged = [(t, stamp_to_ns(deserialize_image(raw).header.stamp)) for _, t, raw in reader.messages()]
+    assert logged == [(5_000_000_000, 5_000_000_000), (6_000_000_000, 6_000_000_000)]
