@@ -6,10 +6,14 @@ randomly initialised bisenet_lite test fixture.
 
 from __future__ import annotations
 
+import sys
 import threading
+import types
 
+import numpy as np
 import pytest
 import rclpy
+import torch
 from rclpy.context import Context
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.lifecycle import TransitionCallbackReturn
@@ -27,8 +31,12 @@ from ros_graph import (
     write_random_fusion_weights,
 )
 
+from seafusion_ros.approximate_sync import ApproximateTimeSync
+from seafusion_ros.engine import FusionEngine
+from seafusion_ros.ros.image_conversion import image_to_numpy
 from seafusion_ros.ros.node import SeaFusionNode
 from seafusion_ros.ros.parameters import ParameterError, config_from_values
+from seafusion_ros.stamps import stamp_to_ns
 
 
 @pytest.fixture
@@ -139,3 +147,164 @@ def test_config_validation_lists_every_problem():
         assert part in text
     cfg = config_from_values({"sync.slop": 0.02, "registration.output_width": 320, "registration.output_height": 240})
     assert cfg.slop_ns == 20_000_000 and cfg.output_size == (240, 320)
+
+
+class _Running:
+    """A node spun on a thread with a probe beside it (the in-process lifecycle setting)."""
+
+    def __init__(self, context: Context, node: SeaFusionNode) -> None:
+        self.node = node
+        self.executor = SingleThreadedExecutor(context=context)
+        self.executor.add_node(node)
+        threading.Thread(target=self.executor.spin, daemon=True).start()
+        self.probe = Probe(context=context)
+
+    def activate(self) -> None:
+        assert self.node.trigger_configure() == TransitionCallbackReturn.SUCCESS
+        assert self.node.trigger_activate() == TransitionCallbackReturn.SUCCESS
+        self.probe.wait_for_node(30)
+        self.probe.wait_for_outputs_matched(("fused", "mask", "overlay"))
+
+    def close(self) -> None:
+        self.probe.close()
+        self.node.stop()
+        self.executor.shutdown(timeout_sec=1.0)
+        self.node.destroy_node()
+
+
+def _workers() -> int:
+    return sum(thread.name == "seafusion_worker" and thread.is_alive() for thread in threading.enumerate())
+
+
+def test_mono8_honours_minmax_and_warm_up_runs_at_the_first_frame_size(context, tmp_path, monkeypatch):
+    warmed: list[tuple[int, int]] = []
+    warmup = FusionEngine.warmup
+    monkeypatch.setattr(FusionEngine, "warmup",
+                        lambda engine, h, w, segment=False: (warmed.append((h, w)), warmup(engine, h, w, segment)))
+    run = _Running(context, _node(context, write_random_fusion_weights(tmp_path / "fusion.pt"),
+                                  output__encoding="mono8", normalize="minmax"))
+    try:
+        run.activate()
+        assert warmed == []  # no output size configured: nothing to guess at configure time
+        run.probe.publish(*_pair(int(1e9)))
+        run.probe.wait_for(lambda: len(run.probe.outputs("fused")) == 1, 30, "the fused mono8 image")
+        fused = image_to_numpy(run.probe.outputs("fused")[0])
+        assert fused.shape == (48, 64) and (fused.min(), fused.max()) == (0, 255)  # stretched per frame
+        assert warmed == [(48, 64)]  # once, at the real frames' size
+    finally:
+        run.close()
+
+
+def test_warm_up_runs_at_the_configured_output_size_at_configure(context, tmp_path, monkeypatch):
+    warmed: list[tuple[int, int]] = []
+    monkeypatch.setattr(FusionEngine, "warmup", lambda engine, h, w, segment=False: warmed.append((h, w)))
+    node = _node(context, write_random_fusion_weights(tmp_path / "fusion.pt"),
+                 registration__output_width=32, registration__output_height=24)
+    try:
+        assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
+        assert warmed == [(24, 32)]
+    finally:
+        node.destroy_node()
+
+
+def test_reactivation_never_starts_a_second_worker_beside_a_busy_one(context, tmp_path):
+    run = _Running(context, _node(context, write_random_fusion_weights(tmp_path / "fusion.pt")))
+    node = run.node
+    busy, release = threading.Event(), threading.Event()
+    process = node._process
+
+    def stuck_process(thermal, rgb):  # stands for an inference that hangs (a wedged GPU, say)
+        busy.set()
+        release.wait(60)
+        process(thermal, rgb)
+
+    node._process = stuck_process
+    try:
+        run.activate()
+        run.probe.publish(*_pair(int(1e9)))
+        assert busy.wait(30)
+        node.worker_join_timeout = 0.2
+        assert node.trigger_deactivate() == TransitionCallbackReturn.SUCCESS
+        assert node.trigger_activate() == TransitionCallbackReturn.FAILURE  # refused: the old one still runs
+        assert _workers() == 1
+        node._process = process
+        release.set()
+        node.worker_join_timeout = 30.0
+        assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS  # waits for the old one to finish
+        assert _workers() == 1
+        run.probe.publish(*_pair(int(2e9)))
+        run.probe.wait_for(lambda: any(stamp_ns(m) == int(2e9) for m in run.probe.outputs("fused")), 30,
+                           "output after reactivation")
+    finally:
+        release.set()
+        run.close()
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA: checks that deactivation frees GPU memory")
+def test_deactivation_moves_both_models_off_the_gpu(context, tmp_path):
+    node = _node(context, write_random_fusion_weights(tmp_path / "fusion.pt"), device="cuda")
+    try:
+        assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
+        assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
+        assert torch.cuda.memory_allocated() > 0
+        assert node.trigger_deactivate() == TransitionCallbackReturn.SUCCESS
+        assert {p.device.type for p in node._segmenter.parameters()} == {"cpu"}
+        assert torch.cuda.memory_allocated() == 0
+    finally:
+        node.stop()
+        node.destroy_node()
+
+
+class _SimpleFilter:
+    def __init__(self) -> None:
+        self.callbacks: list = []
+
+    def registerCallback(self, callback) -> None:
+        self.callbacks.append(callback)
+
+    def signalMessage(self, msg) -> None:
+        for callback in self.callbacks:
+            callback(msg)
+
+
+class _ApproximateTimeSynchronizer:
+    """message_filters' interface (inputs, queue_size, slop in s; ``queues``) over the built-in synchroniser,
+    which follows its rules exactly: message_filters itself is not installable here."""
+
+    def __init__(self, inputs: list[_SimpleFilter], queue_size: int, slop: float) -> None:
+        self._callbacks: list = []
+        self._sync = ApproximateTimeSync(len(inputs), queue_size, round(slop * 1e9), self._emit)
+        self.queues = self._sync.queues
+        for index, source in enumerate(inputs):
+            source.registerCallback(lambda msg, i=index: self._sync.add(i, stamp_to_ns(msg.header.stamp), msg))
+
+    def registerCallback(self, callback) -> None:
+        self._callbacks.append(callback)
+
+    def _emit(self, *msgs) -> None:
+        for callback in self._callbacks:
+            callback(*msgs)
+
+
+def test_message_filters_sync_misses_ignore_bad_pairs(context, tmp_path, monkeypatch):
+    fake = types.ModuleType("message_filters")
+    fake.SimpleFilter, fake.ApproximateTimeSynchronizer = _SimpleFilter, _ApproximateTimeSynchronizer
+    monkeypatch.setitem(sys.modules, "message_filters", fake)
+    run = _Running(context, _node(context, write_random_fusion_weights(tmp_path / "fusion.pt"),
+                                  sync__queue_size=1, sync__slop=0.01))
+    probe = run.probe
+    try:
+        run.activate()
+        assert run.node.synchroniser == "message_filters"
+        nan = image_msg(np.full((48, 64), np.nan, np.float32), "32FC1", int(1e9))
+        probe.publish(nan, _pair(int(1e9))[1])  # paired, then refused by the worker: not a sync miss
+        probe.wait_for(lambda: probe.counter("bad_input_nan_thermal") == 1, 30, "the NaN pair")
+        probe.publish(_pair(int(2e9))[0], None)
+        probe.wait_for(lambda: probe.counter("thermal_received") == 2, 30, "the lone thermal image")
+        probe.publish(_pair(int(3e9))[0], None)  # evicts the lone one from the queue of 1: one real miss
+        probe.wait_for(lambda: probe.counter("thermal_received") == 3, 30, "the third thermal image")
+        probe.publish(None, _pair(int(3e9))[1])
+        probe.wait_for(lambda: probe.counter("processed") == 1 and probe.counter("sync_misses") == 1, 30,
+                       "one processed pair and exactly one sync miss")
+    finally:
+        run.close()

@@ -72,6 +72,7 @@ class NodeStats:
         self.output_rate = RateMeter(window)
         self.latency: dict[str, deque[float]] = {stage: deque(maxlen=50) for stage in STAGES}
         self.bad_input = dict.fromkeys(BAD_INPUT_KINDS, 0)
+        self.rejected_inputs = 0  # messages refused before the synchroniser (bad layout)
         self.last_bad_input = ""
         self.last_bad_time: float | None = None
         self.started = time.monotonic()
@@ -101,9 +102,12 @@ class NodeStats:
             for stage, seconds in stage_seconds.items():
                 self.latency[stage].append(seconds)
 
-    def bad(self, kind: str, message: str) -> None:
+    def bad(self, kind: str, message: str, rejected_input: bool = False) -> None:
+        """Count bad input of ``kind``; rejected_input: an input message that never reached the synchroniser
+        (worker-side kinds concern pairs that were formed, so they are no sync misses)."""
         with self._lock:
             self.bad_input[kind] = self.bad_input.get(kind, 0) + 1
+            self.rejected_inputs += int(rejected_input)
             self.last_bad_input = f"{kind}: {message}"
             self.last_bad_time = time.monotonic()
 

@@ -15,10 +15,12 @@ Threads: subscription callbacks only validate the message layout and feed the sy
 callback stores the newest pair; one worker thread converts, registers, runs the engine and publishes
 the latest pair, counting every pair that was replaced before it got to it (dropped).
 
-Lifecycle: configure = read and validate parameters, load and warm up the models, create the
-publishers/subscriptions; activate = start the worker; deactivate = stop it and free the models (GPU
-memory); cleanup = destroy the entities. With ``autostart`` (default) a plain run does configure and
-activate itself.
+Lifecycle: configure = read and validate parameters, load the models, create the
+publishers/subscriptions; activate = start the worker (refused while a previous worker is still busy);
+deactivate = stop it, free the fusion model and move the segmenter to the CPU (GPU memory); cleanup =
+destroy the entities. Warm-up runs at the real frames' size: the configured output size at load, else
+the first RGB message's registered size, in the worker before the first pair. With ``autostart``
+(default) a plain run does configure and activate itself.
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ from torch import nn
 from seafusion_ros.approximate_sync import TimeSync, make_sync
 from seafusion_ros.engine import FusionEngine
 from seafusion_ros.overlay import blend_overlay, palette_array
+from seafusion_ros.pair_input import BadInput, luminance_to_mono8, prepare_pair
 from seafusion_ros.registration import Registration
 from seafusion_ros.ros.dds_profile import use_large_image_profile
 from seafusion_ros.ros.diagnostics import NodeStats
@@ -54,7 +57,6 @@ from seafusion_ros.ros.image_conversion import (
     THERMAL_ENCODINGS,
     ImageFormatError,
     check_layout,
-    image_to_numpy,
     numpy_to_image,
 )
 from seafusion_ros.ros.parameters import NodeConfig, ParameterError, declare_parameters, read_config
@@ -65,14 +67,7 @@ NODE_NAME = "seafusion_node"
 THERMAL, RGB = 0, 1
 INPUT_TOPICS = ("thermal/image_raw", "rgb/image_raw")
 BAD_INPUT_LOG_PERIOD_S = 5.0
-
-
-class BadInput(ValueError):
-    """A pair the node cannot process; ``kind`` is the diagnostics counter it goes to."""
-
-    def __init__(self, kind: str, message: str) -> None:
-        super().__init__(message)
-        self.kind = kind
+WORKER_JOIN_TIMEOUT_S = 30.0
 
 
 class SeaFusionNode(LifecycleNode):
@@ -112,7 +107,10 @@ class SeaFusionNode(LifecycleNode):
         self._cv = threading.Condition()
         self._pending: tuple[Image, Image] | None = None
         self._worker: threading.Thread | None = None
+        self.worker_join_timeout = WORKER_JOIN_TIMEOUT_S  # how long deactivation/activation wait for a busy worker
         self._stop = False
+        self._needs_warmup = False  # warm up at the first RGB message's size (no output size configured)
+        self._warmup_size: tuple[int, int] | None = None  # a warm-up the worker should run next
         self._active = False
         self.stats = NodeStats(list(zip(("thermal", "rgb"), self._input_topics(), strict=True)))
 
@@ -149,6 +147,13 @@ class SeaFusionNode(LifecycleNode):
         return TransitionCallbackReturn.SUCCESS
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        if not self._join_worker():
+            self.get_logger().error(
+                f"activation refused: the previous worker is still processing a pair after "
+                f"{self.worker_join_timeout:g} s (stuck inference?), and a second worker must not run beside it; "
+                "activate again later or restart the node"
+            )
+            return TransitionCallbackReturn.FAILURE
         if self.engine is None:
             try:
                 self._load_engine()
@@ -175,6 +180,7 @@ class SeaFusionNode(LifecycleNode):
     def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
         self._destroy_entities()
         self._release_engine()
+        self._segmenter = None
         self.config = None
         return TransitionCallbackReturn.SUCCESS
 
@@ -212,16 +218,28 @@ class SeaFusionNode(LifecycleNode):
             backend=cfg.backend,
             internal_scale=cfg.internal_scale,
         )
-        if cfg.warmup:
-            height, width = cfg.output_size or (64, 80)
-            self.engine.warmup(height, width, segment=self._segmenter is not None)
-            self.engine.gain.reset()
+        # Warm up at the size real frames will have, so kernel selection and allocation happen once: the
+        # configured output size now, else the first RGB message's (registered) size, in the worker.
+        self._needs_warmup = cfg.warmup and cfg.output_size is None
+        self._warmup_size = None
+        if cfg.warmup and cfg.output_size is not None:
+            self._warm_up(cfg.output_size)
+
+    def _warm_up(self, size: tuple[int, int]) -> None:
+        engine = self.engine
+        if engine is None:
+            return
+        engine.warmup(size[0], size[1], segment=self._segmenter is not None)
+        engine.gain.reset()
 
     def _release_engine(self) -> None:
+        """Drop the fusion model and move the kept segmenter to the CPU: deactivation frees the GPU memory."""
         if self.engine is None:
             return
         on_gpu = self.engine.device.type == "cuda"
         self.engine = None
+        if self._segmenter is not None:
+            self._segmenter.to("cpu")  # the engine moved it to its device; the node keeps it for re-activation
         gc.collect()
         if on_gpu:
             torch.cuda.empty_cache()
@@ -304,9 +322,12 @@ class SeaFusionNode(LifecycleNode):
 
     # ----- input side ----------------------------------------------------------------------------
 
-    def _report_bad(self, kind: str, message: str) -> None:
-        """Count for /diagnostics and log, at most once per kind every few seconds."""
-        self.stats.bad(kind, message)
+    def _report_bad(self, kind: str, message: str, rejected_input: bool = False) -> None:
+        """Count for /diagnostics and log, at most once per kind every few seconds.
+
+        rejected_input: the message was refused before the synchroniser (it can never be a sync miss).
+        """
+        self.stats.bad(kind, message, rejected_input)
         now = time.monotonic()
         if now - self._bad_logged.get(kind, -1e9) >= BAD_INPUT_LOG_PERIOD_S:
             self._bad_logged[kind] = now
@@ -320,8 +341,13 @@ class SeaFusionNode(LifecycleNode):
         try:
             check_layout(msg, THERMAL_ENCODINGS if index == THERMAL else COLOUR_ENCODINGS)
         except ImageFormatError as exc:
-            self._report_bad(exc.kind, f"{name}: {exc}")
+            self._report_bad(exc.kind, f"{name}: {exc}", rejected_input=True)
             return
+        if index == RGB and self._needs_warmup:  # before any pair can form, so it runs before the first one
+            self._needs_warmup = False
+            with self._cv:
+                self._warmup_size = self.registration.output_shape((msg.height, msg.width))
+                self._cv.notify()
         stamp = stamp_to_ns(msg.header.stamp)
         last = self._last_stamp[index]
         self._last_stamp[index] = stamp
@@ -355,8 +381,8 @@ class SeaFusionNode(LifecycleNode):
             return sum(self._sync.evicted)
         if self._mf_sync is not None and hasattr(self._mf_sync, "queues"):
             queued = sum(len(q) for q in self._mf_sync.queues)
-            received = sum(s.received for s in self.stats.inputs) - sum(self.stats.bad_input.values())
-            return max(0, received - 2 * self.stats.paired - queued)
+            synchronised = sum(s.received for s in self.stats.inputs) - self.stats.rejected_inputs
+            return max(0, synchronised - 2 * self.stats.paired - queued)
         return 0
 
     # ----- worker --------------------------------------------------------------------------------
@@ -370,20 +396,41 @@ class SeaFusionNode(LifecycleNode):
         with self._cv:
             self._stop = True
             self._pending = None
+            self._warmup_size = None
             self._cv.notify_all()
-        if self._worker is not None and self._worker is not threading.current_thread():
-            self._worker.join(timeout=30.0)
+        self._join_worker()
+
+    def _join_worker(self) -> bool:
+        """Wait for a stopping worker; False (and it stays known) if it is still busy after the timeout."""
+        worker = self._worker
+        if worker is not None and worker is not threading.current_thread():
+            worker.join(timeout=self.worker_join_timeout)
+            if worker.is_alive():
+                self.get_logger().warning(
+                    f"the worker is still processing a pair after {self.worker_join_timeout:g} s; "
+                    "it exits when that pair is done"
+                )
+                return False
         self._worker = None
+        return True
 
     def _work(self) -> None:
         while True:
             with self._cv:
-                while self._pending is None and not self._stop:
+                while self._pending is None and self._warmup_size is None and not self._stop:
                     self._cv.wait()
                 if self._stop:
                     return
-                thermal, rgb = self._pending
-                self._pending = None
+                warmup_size, self._warmup_size = self._warmup_size, None
+                if warmup_size is None:
+                    thermal, rgb = self._pending
+                    self._pending = None
+            if warmup_size is not None:
+                try:
+                    self._warm_up(warmup_size)
+                except Exception as exc:  # a failed warm-up only costs the first frame its speed
+                    self.get_logger().warning(f"warm-up at {warmup_size} failed: {type(exc).__name__}: {exc}")
+                continue
             try:
                 self._process(thermal, rgb)
             except (BadInput, ImageFormatError) as exc:
@@ -408,26 +455,15 @@ class SeaFusionNode(LifecycleNode):
             self.stats.pair_skipped()
             return
         t0 = time.perf_counter()
-        thermal = image_to_numpy(thermal_msg, THERMAL_ENCODINGS)
-        visible = image_to_numpy(rgb_msg, COLOUR_ENCODINGS)
-        if thermal.dtype.kind == "f" and not np.isfinite(thermal).all():
-            raise BadInput(
-                "nan_thermal", f"thermal 32FC1 image has {int((~np.isfinite(thermal)).sum())} NaN/inf pixels"
-            )
-        order = "bgr" if rgb_msg.encoding.startswith("bgr") else "rgb"
-        if visible.ndim == 3 and visible.shape[2] == 4:
-            visible = np.ascontiguousarray(visible[:, :, :3])
-        try:
-            ir, vis = registration.apply(thermal, visible)
-        except ValueError as exc:
-            raise BadInput("size_mismatch", str(exc)) from exc
+        pair = prepare_pair(thermal_msg, rgb_msg, registration)
         t1 = time.perf_counter()
-        out = engine.fuse(ir, vis, visible_order=order, output_order="rgb", segment=want_mask or want_overlay)
+        out = engine.fuse(pair.thermal, pair.visible, visible_order=pair.visible_order, output_order="rgb",
+                          segment=want_mask or want_overlay)
         t2 = time.perf_counter()
         header = rgb_msg.header
         if want_fused:
             if cfg.output_encoding == "mono8":
-                fused = np.clip(out.luminance * 255.0 + 0.5, 0, 255).astype(np.uint8)
+                fused = luminance_to_mono8(out.luminance, cfg.normalize)
             elif cfg.output_encoding == "bgr8":
                 fused = out.image[:, :, ::-1]
             else:

@@ -17,12 +17,11 @@ from rclpy.node import Node
 from seafusion_ros.approximate_sync import SYNC_MODES
 from seafusion_ros.device import PRECISIONS
 from seafusion_ros.engine import BACKENDS, NORMALIZATIONS
-from seafusion_ros.registration import REGISTRATION_MODES
+from seafusion_ros.registration import IDENTITY_HOMOGRAPHY, REGISTRATION_MODES
 from seafusion_ros.thermal_gain import GAIN_MODES, ThermalGainConfig
 
 RELIABILITIES = ("best_effort", "reliable")
 OUTPUT_ENCODINGS = ("rgb8", "bgr8", "mono8")
-IDENTITY_HOMOGRAPHY = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0]
 
 
 class ParameterError(ValueError):
@@ -79,7 +78,8 @@ PARAMETERS: tuple[ParamSpec, ...] = (
         "segmentation checkpoint path; empty = the bundled default if installed, else no mask/overlay",
     ),
     ParamSpec("torch_threads", 0, "CPU threads for torch; 0 = torch's default", low=0, high=256),
-    ParamSpec("warmup", True, "run one dummy frame when the models are loaded"),
+    ParamSpec("warmup", True, "run one dummy frame at the output size (when set) after loading the models, "
+              "else at the first RGB image's size before its pair is fused"),
     ParamSpec("thermal_gain.mode", "percentile", "16-bit/float thermal to [0, 1]", choices=GAIN_MODES),
     ParamSpec("thermal_gain.low_percentile", 1.0, "lower percentile of the gain window", low=0.0, high=100.0),
     ParamSpec(
@@ -98,7 +98,7 @@ PARAMETERS: tuple[ParamSpec, ...] = (
     ),
     ParamSpec(
         "registration.homography",
-        IDENTITY_HOMOGRAPHY,
+        list(IDENTITY_HOMOGRAPHY),
         "3x3 thermal -> RGB pixel homography, row-major (mode homography)",
     ),
     ParamSpec("registration.output_width", 0, "fused output width; 0 = RGB width", low=0, high=16384),
@@ -117,7 +117,8 @@ PARAMETERS: tuple[ParamSpec, ...] = (
     ),
     ParamSpec("qos.reliability", "best_effort", "input subscriptions' reliability", choices=RELIABILITIES),
     ParamSpec("qos.depth", 5, "input subscriptions' keep-last depth", low=1, high=1000),
-    ParamSpec("output.encoding", "rgb8", "fused image encoding", choices=OUTPUT_ENCODINGS),
+    ParamSpec("output.encoding", "rgb8", "fused image encoding (mono8: the fused luminance, stretched per "
+              "frame with normalize minmax)", choices=OUTPUT_ENCODINGS),
     ParamSpec("overlay.alpha", 0.5, "weight of the class colours in the overlay", low=0.0, high=1.0),
     ParamSpec("outputs.fused", True, "publish fused/image"),
     ParamSpec("outputs.mask", True, "publish segmentation/mask (needs a segmentation model)"),
