@@ -5,6 +5,7 @@ from pathlib import Path
 
 import cv2
 import pytest
+import torch
 
 from seafusion_ros.cli.train_joint import main
 from seafusion_ros.models.checkpoint import load_fusion_model
@@ -52,3 +53,17 @@ def test_rounds_log_checkpoints_and_resume(small_data, tmp_path):
     _, seg_card = load_segmentation_model(tmp_path / "s.pt")
     assert fusion_card["command"].startswith("seafusion-train --joint ") and len(fusion_card["log"]) == 2
     assert seg_card["classes"] == ["background", "person", "bicycle", "car"]
+
+
+def test_initial_fusion_weights_are_used_and_recorded(small_data, tmp_path, random_fusion_weights):
+    out = tmp_path / "joint_init"
+    assert main(["--data", str(small_data), "--out", str(out), "--rounds", "1", "--fusion-epochs", "1",
+                 "--seg-epochs", "1", "--batch-size", "2", "--seg-batch-size", "2", "--size", "48x64",
+                 "--crop", "64", "--threads", "1", "--no-progress", "--fusion-lr", "0",
+                 "--init-fusion", str(random_fusion_weights)]) == 0
+    initial, _ = load_fusion_model(random_fusion_weights)
+    trained, card = load_fusion_model(out / "fusion_joint.pt")
+    for name, value in initial.state_dict().items():  # lr 0: the weights are the initial ones
+        assert torch.equal(value, trained.state_dict()[name]), name
+    assert card["initialised_from"]["path"] == str(random_fusion_weights)
+    assert card["initialised_from"]["model_card"]["name"] == "random test model"

@@ -298,9 +298,13 @@ def run_joint_training(data_root: str | os.PathLike, out_dir: str | os.PathLike,
     if log_path.is_file():
         log = [json.loads(line) for line in log_path.read_text().splitlines() if line.strip()]
     done_rounds = {record["round"] for record in log}
-    fusion = load_fusion_model(init_fusion)[0] if init_fusion else seafusion()
-    segmenter: BiSeNetLite | None = None
     base_card = {**(card or {}), "config": _jsonable(asdict(config))}
+    if init_fusion:
+        fusion, init_card = load_fusion_model(init_fusion)
+        base_card["initialised_from"] = {"path": str(init_fusion), "model_card": init_card}
+    else:
+        fusion = seafusion()
+    segmenter: BiSeNetLite | None = None
     for round_number in range(1, config.rounds + 1):
         round_dir = out_dir / f"round_{round_number}"
         round_dir.mkdir(exist_ok=True)
