@@ -53,6 +53,7 @@ def test_rounds_log_checkpoints_and_resume(small_data, tmp_path):
     _, seg_card = load_segmentation_model(tmp_path / "s.pt")
     assert fusion_card["command"].startswith("seafusion-train --joint ") and len(fusion_card["log"]) == 2
     assert seg_card["classes"] == ["background", "person", "bicycle", "car"]
+    assert seg_card["inference_size"] == [48, 64]  # the node segments at the size it was trained at
 
 
 def test_initial_fusion_weights_are_used_and_recorded(small_data, tmp_path, random_fusion_weights):

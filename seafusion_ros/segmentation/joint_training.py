@@ -326,7 +326,7 @@ def run_joint_training(data_root: str | os.PathLike, out_dir: str | os.PathLike,
             segmenter = load_segmentation_model(seg_dir / FINAL)[0]
         else:
             if segmenter is None:
-                segmenter = bisenet_lite(BOX_CLASSES.num_classes)
+                segmenter = bisenet_lite(BOX_CLASSES.num_classes, inference_size=config.size)
             segmenter.requires_grad_(True)
             train_set = SegmentationDataset(fused_dir, mask_dir, BOX_CLASSES.num_classes, train_stems, config.size,
                                             train=True, seed=config.seed + round_number)

@@ -95,7 +95,7 @@ def train_or_resume(name: str, image_dir: Path, mask_dir: Path, train_stems: lis
     if (out_dir / FINAL).is_file():
         return load_segmentation_model(out_dir / FINAL)[0]
     torch.manual_seed(config.seed)
-    model = bisenet_lite(BOX_CLASSES.num_classes)
+    model = bisenet_lite(BOX_CLASSES.num_classes, inference_size=base_size)
     train_set = SegmentationDataset(image_dir, mask_dir, BOX_CLASSES.num_classes, train_stems, base_size,
                                     train=True, seed=config.seed)
     full_card = {**card, **BOX_CLASSES.card(), "input": name, "images": str(image_dir)}
