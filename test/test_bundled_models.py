@@ -14,9 +14,12 @@ from seafusion_ros.weights import DEFAULT_FUSION_WEIGHTS, DEFAULT_SEGMENTATION_W
 
 def test_bundled_fusion_model_loads_with_its_model_card():
     _, card = load_fusion_model(DEFAULT_FUSION_WEIGHTS)
-    assert card["training_command"].startswith("seafusion-train --data")
-    assert card["training_data"]["train_pairs"] == 216 and card["training_data"]["val_pairs"] == 49
-    assert card["training"]["epochs_run"] >= 1
+    assert card["command"].startswith("seafusion-train --joint ")  # retrained jointly (reference §4)
+    assert card["train_frames"] == 216 and card["split_validation_frames"] == 49
+    assert [r["beta"] for r in card["log"]] == [0.0, 1.0, 2.0, 3.0]
+    start = card["initialised_from"]["model_card"]  # the content-loss model the joint run started from
+    assert start["training_command"].startswith("seafusion-train --data")
+    assert {"released", "joint"} <= set(card["validation_seafusion_eval"])
     assert DEFAULT_FUSION_WEIGHTS.with_suffix(".md").is_file()
 
 
@@ -24,6 +27,8 @@ def test_bundled_segmentation_model_loads_with_classes_and_palette():
     model, card, _ = load_segmenter("")
     assert model is not None and DEFAULT_SEGMENTATION_WEIGHTS.is_file()
     assert len(card["classes"]) == len(card["palette"]) == card["num_classes"]
+    assert model.inference_size == (240, 320)  # segments at the size it was trained at
+    assert card["command"].startswith("seafusion-train --joint ")  # trained on the bundled fusion model's images
 
 
 @pytest.mark.parametrize("stem", ["01102N", "01110N", "00412D"])  # validation frames: never trained on
