@@ -68,3 +68,20 @@ def test_initial_fusion_weights_are_used_and_recorded(small_data, tmp_path, rand
         assert torch.equal(value, trained.state_dict()[name]), name
     assert card["initialised_from"]["path"] == str(random_fusion_weights)
     assert card["initialised_from"]["model_card"]["name"] == "random test model"
+
+
+def test_semantic_loss_input_is_scaled_per_axis_and_differentiable():
+    from seafusion_ros.segmentation.joint_training import to_segmentation_scale
+
+    rgb = torch.rand(2, 3, 64, 64, requires_grad=True)
+    mask = torch.zeros(2, 64, 64, dtype=torch.long)
+    mask[:, :32] = 255  # ignore label and class ids survive nearest sampling unchanged
+    mask[:, 32:, :16] = 3
+    small_rgb, small_mask = to_segmentation_scale(rgb, mask, (0.5, 0.25))
+    assert small_rgb.shape == (2, 3, 32, 16) and small_mask.shape == (2, 32, 16)
+    assert set(small_mask.unique().tolist()) == {0, 3, 255}
+    assert torch.allclose(small_rgb[0, 0, 0, 0], rgb[0, 0, :2, :4].mean())  # area average
+    small_rgb.sum().backward()
+    assert rgb.grad is not None and float(rgb.grad.abs().sum()) > 0
+    same_rgb, same_mask = to_segmentation_scale(rgb, mask, (1.0, 1.0))
+    assert same_rgb is rgb and same_mask is mask

@@ -113,7 +113,7 @@ class JointFrames:
                 raise ValueError(f"{stem}: infrared {ir.shape}, visible {vis.shape[:2]} and mask {mask.shape} "
                                  f"must all be {native} (joint training needs one native frame size)")
         self.native = tuple(native)
-        self.seg_scale = size[0] / native[0]
+        self.seg_scale = (size[0] / native[0], size[1] / native[1])
         self.hot_pixels = [np.argwhere(ir >= np.percentile(ir, 99)) for ir in self.infrared]
 
     def subset(self, stems: list[str]) -> JointFrames:
@@ -161,11 +161,13 @@ def fuse_rgb(fusion: FusionNet, visible: torch.Tensor, infrared: torch.Tensor) -
     return ycrcb_to_rgb(fused_y, cr, cb), fused_y, y
 
 
-def to_segmentation_scale(rgb: torch.Tensor, mask: torch.Tensor, scale: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """Fused RGB (area-averaged, differentiable) and mask (nearest) at the segmentation network's scale."""
-    if scale == 1.0:
+def to_segmentation_scale(rgb: torch.Tensor, mask: torch.Tensor,
+                          scale: tuple[float, float]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Fused RGB (area-averaged, differentiable) and mask (nearest) at the segmentation network's scale
+    (height and width factors: the working size need not keep the frames' aspect ratio)."""
+    size = (max(1, round(rgb.shape[-2] * scale[0])), max(1, round(rgb.shape[-1] * scale[1])))
+    if size == tuple(rgb.shape[-2:]):
         return rgb, mask
-    size = (max(1, round(rgb.shape[-2] * scale)), max(1, round(rgb.shape[-1] * scale)))
     small_mask = F.interpolate(mask[:, None].float(), size=size, mode="nearest")[:, 0].long()
     return F.interpolate(rgb, size=size, mode="area"), small_mask
 
