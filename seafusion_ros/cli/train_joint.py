@@ -44,10 +44,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fusion-epochs", type=int, default=10)
     p.add_argument("--fusion-lr", type=float, default=1e-3)
     p.add_argument("--fusion-lr-decay", type=float, default=0.75)
-    p.add_argument("--batch-size", type=int, default=8, help="fusion batch size")
-    p.add_argument("--crop", type=int, default=256,
+    p.add_argument("--batch-size", type=int, default=4, help="fusion batch size")
+    p.add_argument("--crop", type=int, default=192,
                    help="fusion training crop, pixels at native resolution (the segmentation loss sees it "
-                        "scaled to the working size)")
+                        "scaled to the working size); 192 x 4 per batch ran 2.5x faster per pixel than 256 x 8 "
+                        "on our 2-core CPU")
     p.add_argument("--crops-per-image", type=int, default=1)
     p.add_argument("--alpha", type=float, default=DEFAULT_ALPHA, help="texture weight of the content loss")
     p.add_argument("--hot-crop-fraction", type=float, default=0.5,
