@@ -54,6 +54,7 @@ from seafusion_ros.segmentation.segmentation_data import SegmentationDataset
 from seafusion_ros.segmentation.task_driven import BoxScoring, evaluate_segmentation
 from seafusion_ros.segmentation.trainer import FINAL, LAST, SegmentationTrainConfig, train_segmentation
 from seafusion_ros.training.content_loss import DEFAULT_ALPHA, content_loss
+from seafusion_ros.training.hot_crops import hot_pixels, window_around
 from seafusion_ros.training.msrs_split import split_stems
 
 FUSION_METRICS = ("EN", "SD", "SF", "MI", "VIF", "Qabf")
@@ -114,7 +115,7 @@ class JointFrames:
                                  f"must all be {native} (joint training needs one native frame size)")
         self.native = tuple(native)
         self.seg_scale = (size[0] / native[0], size[1] / native[1])
-        self.hot_pixels = [np.argwhere(ir >= np.percentile(ir, 99)) for ir in self.infrared]
+        self.hot_pixels = [hot_pixels(ir) for ir in self.infrared]
 
     def subset(self, stems: list[str]) -> JointFrames:
         """The same frames restricted to ``stems`` (no copies of the images)."""
@@ -142,8 +143,7 @@ class JointFrames:
                 hot = self.hot_pixels[index]
                 if rng.random() < hot_crop_fraction and len(hot):
                     cy, cx = hot[int(rng.integers(0, len(hot)))]
-                    y = min(max(int(cy) - crop // 2, 0), height - crop)
-                    x = min(max(int(cx) - crop // 2, 0), width - crop)
+                    y, x = window_around(int(cy), int(cx), crop, height, width)
                 window = (slice(y, y + crop), slice(x, x + crop))
                 v, i, m = self.visible[index][window], self.infrared[index][window], self.masks[index][window]
                 if rng.random() < 0.5:

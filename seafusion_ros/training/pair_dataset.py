@@ -18,6 +18,7 @@ from torch import Tensor
 
 from seafusion_ros.image_pairs import ImagePair, match_pairs, read_image
 from seafusion_ros.thermal_gain import ThermalGain
+from seafusion_ros.training.hot_crops import hot_pixels, window_around
 from seafusion_ros.training.msrs_split import split_stems
 
 
@@ -58,9 +59,9 @@ class PairCropDataset:
     """In-memory pairs; ``batches(epoch)`` yields random crops (with horizontal/vertical flips).
 
     ``drop_last`` drops the final partial batch (training); validation keeps it so every pair counts.
-    ``hot_crop_fraction`` centres that fraction of the crops on one of the warmest 1 % infrared pixels:
-    people and engines cover a tiny part of a frame, so uniform crops rarely show the intensity loss
-    a hot object, and a short training run learns their edges but not their brightness.
+    ``hot_crop_fraction`` centres that fraction of the crops on one of the warmest 1 % infrared pixels
+    (:mod:`seafusion_ros.training.hot_crops`): a short run on uniform crops learns the edges of hot objects
+    but not their brightness.
     """
 
     def __init__(self, pairs: Sequence[ImagePair], crop: int, batch_size: int, crops_per_image: int = 1,
@@ -80,8 +81,7 @@ class PairCropDataset:
         self.crop, self.batch_size, self.crops_per_image, self.seed = crop, batch_size, crops_per_image, seed
         self.drop_last = drop_last
         self.hot_crop_fraction = hot_crop_fraction
-        self.hot_pixels = [torch.from_numpy(np.argwhere(i.numpy() >= np.percentile(i.numpy(), 99)))
-                           for i in self.infrared] if hot_crop_fraction > 0 else []
+        self.hot_pixels = [hot_pixels(i.numpy()) for i in self.infrared] if hot_crop_fraction > 0 else []
 
     @property
     def samples_per_epoch(self) -> int:
@@ -105,7 +105,7 @@ class PairCropDataset:
                 if self.hot_crop_fraction > 0 and float(torch.rand(1, generator=g)) < self.hot_crop_fraction:
                     hot = self.hot_pixels[idx]
                     cy, cx = hot[int(torch.randint(0, len(hot), (1,), generator=g))].tolist()
-                    y, x = min(max(cy - c // 2, 0), h - c), min(max(cx - c // 2, 0), w - c)
+                    y, x = window_around(cy, cx, c, h, w)
                 v = self.visible[idx][y:y + c, x:x + c].permute(2, 0, 1)
                 i = self.infrared[idx][y:y + c, x:x + c][None]
                 flips = torch.rand(2, generator=g)
