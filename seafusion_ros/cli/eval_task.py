@@ -17,17 +17,11 @@ from pathlib import Path
 
 import torch
 
+from seafusion_ros.cli.size_argument import parse_size
 from seafusion_ros.segmentation.pseudo_masks import write_pseudo_masks
 from seafusion_ros.segmentation.task_driven import BoxScoring, run_task_driven
 from seafusion_ros.segmentation.trainer import SegmentationTrainConfig
 from seafusion_ros.training.msrs_split import VALIDATION_FRAME_RANGES, split_stems
-
-
-def parse_size(text: str) -> tuple[int, int]:
-    height, sep, width = text.lower().partition("x")
-    if not sep or not height.isdigit() or not width.isdigit() or int(height) < 32 or int(width) < 32:
-        raise argparse.ArgumentTypeError(f"expected HxW with both at least 32, e.g. 240x320, got {text!r}")
-    return int(height), int(width)
 
 
 def _named_dir(text: str) -> tuple[str, Path]:

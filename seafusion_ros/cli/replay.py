@@ -20,19 +20,9 @@ from seafusion_ros.approximate_sync import SYNC_MODES
 from seafusion_ros.bags.replay import ReplayOptions, replay_bag
 from seafusion_ros.bags.replay_report import write_report
 from seafusion_ros.cli.engine_options import add_engine_arguments, engine_from_args
+from seafusion_ros.cli.size_argument import size_type
 from seafusion_ros.registration import IDENTITY_HOMOGRAPHY, REGISTRATION_MODES, Registration
 from seafusion_ros.weights import classes_and_palette, load_segmenter
-
-
-def output_size(text: str) -> tuple[int, int]:
-    """'HxW' -> (height, width), both >= 1."""
-    try:
-        height, width = (int(part) for part in text.lower().split("x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected HEIGHTxWIDTH such as 240x320, got {text!r}") from None
-    if height < 1 or width < 1:
-        raise argparse.ArgumentTypeError(f"output size must be at least 1x1, got {text!r}")
-    return height, width
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -50,7 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "are skipped), scale (stretch thermal to the RGB size), homography (--homography)")
     p.add_argument("--homography", type=float, nargs=9, default=list(IDENTITY_HOMOGRAPHY), metavar="H",
                    help="3x3 thermal -> RGB pixel homography, row-major (with --registration-mode homography)")
-    p.add_argument("--output-size", type=output_size, default=None, metavar="HxW",
+    p.add_argument("--output-size", type=size_type(1), default=None, metavar="HxW",
                    help="fused output size as HEIGHTxWIDTH, e.g. 240x320 (None: the RGB image's size)")
     add_engine_arguments(p)
     p.add_argument("--segmentation-weights", default="", help="segmentation checkpoint ('' = bundled default)")

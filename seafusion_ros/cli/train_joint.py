@@ -19,7 +19,7 @@ from pathlib import Path
 
 import torch
 
-from seafusion_ros.cli.eval_task import parse_size
+from seafusion_ros.cli.size_argument import parse_size
 from seafusion_ros.segmentation.joint_training import JointConfig, run_joint_training
 from seafusion_ros.segmentation.trainer import SegmentationTrainConfig
 from seafusion_ros.training.content_loss import DEFAULT_ALPHA

@@ -22,7 +22,7 @@ from typing import Any
 
 import torch
 
-from seafusion_ros.cli.eval_task import parse_size
+from seafusion_ros.cli.size_argument import parse_size
 from seafusion_ros.models.checkpoint import save_checkpoint
 from seafusion_ros.models.segmentation import ARCH, bisenet_lite, segmentation_card_fields
 from seafusion_ros.segmentation.labels import BOX_CLASSES, PRESETS, LabelSet, generic_label_set
