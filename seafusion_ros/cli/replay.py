@@ -16,7 +16,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from seafusion_ros.approximate_sync import SYNC_MODES
+from seafusion_ros.approximate_sync import SYNC_MODES, make_sync
 from seafusion_ros.bags.replay import ReplayOptions, replay_bag
 from seafusion_ros.bags.replay_report import write_report
 from seafusion_ros.cli.engine_options import add_engine_arguments, engine_from_args
@@ -56,6 +56,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
+        # the synchroniser itself checks queue size and slop, before the models load
+        make_sync(args.sync, 2, args.queue_size, int(round(args.slop * 1e9)), print)
         registration = Registration(args.registration_mode, args.homography, args.output_size)
         engine = engine_from_args(args)
         palette, classes = None, []
@@ -67,10 +69,6 @@ def main(argv: list[str] | None = None) -> int:
                 classes, palette = classes_and_palette(card, model)
     except (ValueError, FileNotFoundError) as exc:
         print(f"seafusion-replay: error: {exc}", file=sys.stderr)
-        return 2
-    if args.sync == "approximate" and args.slop <= 0:
-        print("seafusion-replay: error: --slop must be > 0 with --sync approximate (use --sync exact for identical "
-              "stamps)", file=sys.stderr)
         return 2
     options = ReplayOptions(args.thermal_topic, args.rgb_topic, args.sync, args.queue_size, args.slop,
                             segment=not args.no_segmentation, metrics=not args.no_metrics, sample_frames=args.samples,
