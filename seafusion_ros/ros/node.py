@@ -499,7 +499,7 @@ class SeaFusionNode(LifecycleNode):
             "input_qos": self._qos_text(),
             "segmentation": "on" if self._segmenter is not None else "off",
             "device": str(engine.device) if engine is not None else "released",
-            "precision": self.engine.precision if self.engine is not None else cfg.precision,
+            "precision": engine.precision if engine is not None else cfg.precision,
         }
         if engine is not None and engine.device.type == "cuda":
             extra["gpu_memory_allocated_mib"] = f"{torch.cuda.memory_allocated(engine.device) / 2**20:.1f}"
