@@ -242,8 +242,7 @@ def fuse_frames(fusion: FusionNet, frames: JointFrames, val_stems: set[str], fus
     dsize = (frames.size[1], frames.size[0])
     val_dir.mkdir(parents=True, exist_ok=True)
     for stem, vis, ir in zip(frames.stems, frames.visible, frames.infrared, strict=True):
-        visible = torch.from_numpy(vis.transpose(2, 0, 1).copy())[None].float().div(255.0).to(torch_device)
-        infrared = torch.from_numpy(ir)[None, None].float().div(255.0).to(torch_device)
+        visible, infrared = _unit_tensor(vis).to(torch_device), _unit_tensor(ir).to(torch_device)
         validation = stem in val_stems
         with torch.autocast(torch_device.type, dtype=fast, enabled=not validation and fast != torch.float32):
             rgb = fuse_rgb(fusion, visible, infrared)[0][0].float().clamp(0, 1)
@@ -264,9 +263,9 @@ def validate_round(segmenter: BiSeNetLite, frames: JointFrames, fused_dir: Path,
     for stem in val_stems:
         i = index[stem]
         fused = cv2.cvtColor(read_image(val_dir / f"{stem}.png", True), cv2.COLOR_BGR2RGB)
-        fused_y = rgb_to_ycrcb(_rgb_tensor(fused))[0]
-        visible_y = rgb_to_ycrcb(_rgb_tensor(frames.visible[i]))[0]
-        infrared = torch.from_numpy(frames.infrared[i])[None, None].float() / 255.0
+        fused_y = rgb_to_ycrcb(_unit_tensor(fused))[0]
+        visible_y = rgb_to_ycrcb(_unit_tensor(frames.visible[i]))[0]
+        infrared = _unit_tensor(frames.infrared[i])
         content.append(float(content_loss(fused_y, visible_y, infrared, config.alpha)[0]))
         scores = fusion_scores(fused, frames.infrared[i], frames.visible[i], FUSION_METRICS)
         for name, value in scores.values.items():
@@ -358,8 +357,10 @@ def run_joint_training(data_root: str | os.PathLike, out_dir: str | os.PathLike,
     return log
 
 
-def _rgb_tensor(image: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1)))[None].float() / 255.0
+def _unit_tensor(image: np.ndarray) -> torch.Tensor:
+    """An 8-bit H x W or H x W x 3 image as a 1 x C x H x W float tensor in [0, 1]."""
+    planes = image[None] if image.ndim == 2 else image.transpose(2, 0, 1)
+    return torch.from_numpy(np.ascontiguousarray(planes))[None].float() / 255.0
 
 
 def _last_segmentation_loss(seg_dir: Path) -> float | None:
