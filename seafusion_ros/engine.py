@@ -37,12 +37,14 @@ log = logging.getLogger("seafusion_ros")
 @dataclass
 class FusionOutput:
     """One fused frame. ``image`` is H x W x 3 uint8 in the requested order; ``luminance`` the network's
-    fused Y (H x W float32 in [0, 1]); ``mask`` the class ids (H x W uint8) when segmentation ran;
-    ``timings`` seconds per stage (prepare, fuse, segment, finish)."""
+    fused Y (H x W float32 in [0, 1]); ``mono`` that Y as H x W uint8 under the engine's ``normalize`` rule
+    (when asked for); ``mask`` the class ids (H x W uint8) when segmentation ran; ``timings`` seconds per
+    stage (prepare, fuse, segment, finish)."""
 
     image: np.ndarray
     luminance: np.ndarray
     mask: np.ndarray | None = None
+    mono: np.ndarray | None = None
     timings: dict[str, float] = field(default_factory=dict)
 
 
@@ -181,11 +183,13 @@ class FusionEngine:
         return (rgb * 255.0).round_().to(torch.uint8)
 
     def fuse(self, ir: np.ndarray, visible: np.ndarray, visible_order: str = "rgb", output_order: str = "rgb",
-             segment: bool = False) -> FusionOutput:
+             segment: bool = False, mono: bool = False) -> FusionOutput:
         """Fuse one infrared / visible pair of the same size.
 
         ir: H x W uint8, uint16 or float32 (16-bit and float go through the thermal gain).
         visible: H x W gray or H x W x 3 uint8 in ``visible_order``.
+        mono: also return the fused luminance as uint8 (``mono``), quantised like ``image``: for mono8
+        outputs, so a per-frame ``minmax`` stretch is the same rule for gray and colour.
         Raises ValueError naming the problem for empty, non-finite, mis-typed or mismatched input.
         """
         if visible_order not in COLOR_ORDERS or output_order not in COLOR_ORDERS:
@@ -216,9 +220,10 @@ class FusionEngine:
                 out = out.flip(0)
             image = out.permute(1, 2, 0).contiguous().cpu().numpy()
             luminance = fused_y[0, 0].cpu().numpy()
+            gray = self._quantise(fused_y)[0, 0].cpu().numpy() if mono else None
             mask = mask_t.cpu().numpy() if mask_t is not None else None
             self._sync_time(timings, "finish", t2)
-        return FusionOutput(image=image, luminance=luminance, mask=mask, timings=timings)
+        return FusionOutput(image=image, luminance=luminance, mask=mask, mono=gray, timings=timings)
 
     def _fuse_luminance(self, y: Tensor, ir: Tensor) -> Tensor:
         """The network on (visible Y, infrared), at full or reduced internal resolution; fp32 result."""

@@ -50,18 +50,3 @@ def prepare_pair(thermal_msg: ImageLike, rgb_msg: ImageLike, registration: Regis
     except ValueError as exc:
         raise BadInput("size_mismatch", str(exc)) from exc
     return PreparedPair(thermal, visible, "bgr" if rgb_msg.encoding.startswith("bgr") else "rgb")
-
-
-def luminance_to_mono8(luminance: np.ndarray, normalize: str) -> np.ndarray:
-    """The fused luminance (H x W in [0, 1]) as uint8, with the engine's ``normalize`` rule.
-
-    ``minmax`` stretches each frame to 0..255 and truncates, as the engine does for the colour image;
-    ``none`` rounds, so mono8 and rgb8 outputs of one node look alike.
-    """
-    if normalize == "minmax":
-        low, high = float(luminance.min()), float(luminance.max())
-        stretched = (luminance - low) / max(high - low, 1e-12) * 255.0  # the maximum lands on 255 exactly
-        return np.clip(stretched, 0, 255).astype(np.uint8)
-    if normalize == "none":
-        return np.clip(luminance * 255.0 + 0.5, 0, 255).astype(np.uint8)
-    raise ValueError(f"normalize must be 'none' or 'minmax', got {normalize!r}")

@@ -34,8 +34,21 @@ def test_output_shapes_and_types(engine, frame):
     out = engine.fuse(frame.thermal, frame.rgb)
     assert out.image.shape == (96, 128, 3) and out.image.dtype == np.uint8
     assert out.luminance.shape == (96, 128) and out.luminance.dtype == np.float32
-    assert out.mask is None
+    assert out.mask is None and out.mono is None
     assert set(out.timings) == {"prepare", "fuse", "finish"}
+
+
+def test_mono_is_the_fused_luminance_under_the_same_normalize_rule(random_fusion_weights, frame):
+    plain = FusionEngine(random_fusion_weights, device="cpu", precision="fp32").fuse(frame.thermal, frame.rgb,
+                                                                                    mono=True)
+    assert plain.mono.shape == (96, 128) and plain.mono.dtype == np.uint8
+    np.testing.assert_array_equal(plain.mono, np.round(plain.luminance * 255.0).astype(np.uint8))
+    stretched = FusionEngine(random_fusion_weights, device="cpu", precision="fp32",
+                             normalize="minmax").fuse(frame.thermal, frame.rgb, mono=True)
+    low, high = plain.luminance.min(), plain.luminance.max()
+    expected = ((plain.luminance - low) / (high - low) * 255.0).astype(np.uint8)
+    assert (stretched.mono.min(), stretched.mono.max()) == (0, 255)
+    assert np.abs(stretched.mono.astype(int) - expected).max() <= 1  # float rounding at truncation edges
 
 
 def test_bgr_input_and_output_orders_are_consistent(engine, frame):

@@ -48,7 +48,7 @@ from torch import nn
 from seafusion_ros.approximate_sync import TimeSync, make_sync
 from seafusion_ros.engine import FusionEngine
 from seafusion_ros.overlay import blend_overlay, palette_array
-from seafusion_ros.pair_input import BadInput, luminance_to_mono8, prepare_pair
+from seafusion_ros.pair_input import BadInput, prepare_pair
 from seafusion_ros.registration import Registration
 from seafusion_ros.ros.dds_profile import use_large_image_profile
 from seafusion_ros.ros.diagnostics import NodeStats
@@ -458,12 +458,13 @@ class SeaFusionNode(LifecycleNode):
         pair = prepare_pair(thermal_msg, rgb_msg, registration)
         t1 = time.perf_counter()
         out = engine.fuse(pair.thermal, pair.visible, visible_order=pair.visible_order, output_order="rgb",
-                          segment=want_mask or want_overlay)
+                          segment=want_mask or want_overlay,
+                          mono=want_fused and cfg.output_encoding == "mono8")
         t2 = time.perf_counter()
         header = rgb_msg.header
         if want_fused:
             if cfg.output_encoding == "mono8":
-                fused = luminance_to_mono8(out.luminance, cfg.normalize)
+                fused = out.mono
             elif cfg.output_encoding == "bgr8":
                 fused = out.image[:, :, ::-1]
             else:
