@@ -1,4 +1,4 @@
-"""One synchronised thermal + RGB message pair -> engine input, and the fused output's mono8 form. ROS-free.
+"""One synchronised thermal + RGB message pair -> engine input. ROS-free.
 
 The node (rclpy messages) and the offline replay (rosbags messages) both use this, so a pair that the
 live node fuses is decoded, checked and registered exactly the same way offline.
