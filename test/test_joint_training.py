@@ -30,7 +30,7 @@ def small_data(tmp_path_factory):
     return root
 
 
-def test_rounds_log_checkpoints_and_resume(small_data, tmp_path):
+def test_rounds_log_checkpoints_and_resume(small_data, tmp_path, capsys):
     out = tmp_path / "joint"
     common = ["--data", str(small_data), "--out", str(out), "--fusion-epochs", "1", "--seg-epochs", "1",
               "--batch-size", "2", "--seg-batch-size", "2", "--size", "48x64", "--crop", "32", "--threads", "1",
@@ -38,11 +38,16 @@ def test_rounds_log_checkpoints_and_resume(small_data, tmp_path):
     assert main([*common, "--rounds", "1"]) == 0
     first = (out / "round_1" / "fusion.pt").stat().st_mtime_ns
     assert main([*common, "--rounds", "2"]) == 2  # an existing run needs --resume
-    assert main([*common, "--rounds", "2", "--resume", "--export-fusion", str(tmp_path / "f.pt"),
+    assert main([*common, "--rounds", "2", "--resume", "--fusion-lr", "0.01"]) == 2  # not under another recipe
+    assert "fusion_lr: 0.001 in the run, 0.01 now" in capsys.readouterr().err
+    assert main([*common, "--rounds", "2", "--resume", "--betas", "0.5,1"]) == 2  # round 1 trained at beta 0
+    assert "beta of round 1: 0 in the run, 0.5 now" in capsys.readouterr().err
+    assert main([*common, "--rounds", "2", "--resume", "--betas", "0,0.5",  # later rounds may branch
+                 "--export-fusion", str(tmp_path / "f.pt"),
                  "--export-segmentation", str(tmp_path / "s.pt")]) == 0
     assert (out / "round_1" / "fusion.pt").stat().st_mtime_ns == first  # finished round not retrained
     log = [json.loads(line) for line in (out / "joint_log.jsonl").read_text().splitlines()]
-    assert [r["round"] for r in log] == [1, 2] and [r["beta"] for r in log] == [0.0, 1.0]
+    assert [r["round"] for r in log] == [1, 2] and [r["beta"] for r in log] == [0.0, 0.5]
     assert log[0]["fusion"]["semantic"] == 0.0 and log[1]["fusion"]["semantic"] > 0.0
     for record in log:
         validation = record["validation"]

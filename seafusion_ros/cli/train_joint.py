@@ -38,7 +38,8 @@ def build_parser() -> argparse.ArgumentParser:
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--data", required=True, type=Path, help="folder with ir/, vi/ and detection_yolo/")
     p.add_argument("--out", required=True, type=Path, help="run folder")
-    p.add_argument("--resume", action="store_true", help="continue the run in --out")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the run in --out under its settings (betas of rounds not yet trained may change)")
     p.add_argument("--rounds", type=int, default=4)
     p.add_argument("--betas", type=_betas, default=None, help="semantic weight per round (default 0,1,2,...)")
     p.add_argument("--fusion-epochs", type=int, default=10)

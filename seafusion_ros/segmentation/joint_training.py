@@ -276,6 +276,45 @@ def validate_round(segmenter: BiSeNetLite, frames: JointFrames, fused_dir: Path,
             "segmentation": evaluate_segmentation(segmenter, val_set, boxes_dir, BoxScoring(), config.device)}
 
 
+RUN_ONLY_FIELDS = {"rounds", "betas", "device", "progress"}  # may change on resume (betas: later rounds only)
+
+
+def check_resume_config(out_dir: Path, config: JointConfig) -> None:
+    """Refuse to continue a run under settings that differ from those its finished rounds were trained with.
+
+    Each round's ``fusion.pt`` card holds the configuration and beta it was trained with. Device, progress and
+    the number of rounds may change, and so may the betas of rounds not trained yet (to branch a schedule
+    from a finished round); anything else would silently mix two recipes in one model.
+    """
+    now = _comparable(config)
+    problems: list[str] = []
+    for path in sorted(out_dir.glob("round_*/fusion.pt"), key=lambda p: int(p.parent.name.split("_")[1])):
+        card = read_checkpoint(path)["model_card"]
+        round_number = int(card.get("round", path.parent.name.split("_")[1]))
+        if round_number <= config.rounds and card.get("beta") is not None \
+                and float(card["beta"]) != config.beta(round_number):
+            problems.append(f"beta of round {round_number}: {card['beta']:g} in the run, "
+                            f"{config.beta(round_number):g} now")
+        then = _comparable_card(card.get("config", {}))
+        for key in sorted(set(then) | set(now)):
+            if then.get(key) != now.get(key):
+                problems.append(f"{key}: {then.get(key)} in the run, {now.get(key)} now")
+    if problems:
+        raise ValueError(f"{out_dir} was trained with other settings (" + "; ".join(dict.fromkeys(problems))
+                         + "): resume with the run's settings or use another --out")
+
+
+def _comparable(config: JointConfig) -> dict[str, Any]:
+    return _comparable_card(_jsonable(asdict(config)))
+
+
+def _comparable_card(config: dict[str, Any]) -> dict[str, Any]:
+    flat = {k: v for k, v in config.items() if k not in RUN_ONLY_FIELDS and k != "segmentation"}
+    flat.update({f"segmentation.{k}": v for k, v in config.get("segmentation", {}).items()
+                 if k not in RUN_ONLY_FIELDS})
+    return flat
+
+
 def run_joint_training(data_root: str | os.PathLike, out_dir: str | os.PathLike, config: JointConfig,
                        init_fusion: str | os.PathLike | None = None,
                        card: dict[str, Any] | None = None) -> list[dict[str, Any]]:
@@ -285,6 +324,7 @@ def run_joint_training(data_root: str | os.PathLike, out_dir: str | os.PathLike,
     """
     data_root, out_dir = Path(data_root), Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    check_resume_config(out_dir, config)
     stems = sorted(p.stem for p in match_pairs(data_root / "ir", data_root / "vi").pairs)
     train_stems, val_stems = split_stems(stems)
     if not train_stems or not val_stems:
