@@ -365,6 +365,7 @@ def run_joint_training(data_root: str | os.PathLike, out_dir: str | os.PathLike,
         seg_dir = round_dir / "seg"
         if (seg_dir / FINAL).is_file():
             segmenter = load_segmentation_model(seg_dir / FINAL)[0]
+            segmenter.inference_size = tuple(config.size)  # also for rounds saved by versions without the field
         else:
             if segmenter is None:
                 segmenter = bisenet_lite(BOX_CLASSES.num_classes, inference_size=config.size)
