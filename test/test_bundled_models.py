@@ -16,7 +16,7 @@ def test_bundled_fusion_model_loads_with_its_model_card():
     _, card = load_fusion_model(DEFAULT_FUSION_WEIGHTS)
     assert card["command"].startswith("seafusion-train --joint ")  # retrained jointly (reference §4)
     assert card["train_frames"] == 216 and card["split_validation_frames"] == 49
-    assert [r["beta"] for r in card["log"]] == [0.0, 1.0, 2.0, 3.0]
+    assert [r["beta"] for r in card["log"]] == [0.0, 0.1, 0.2, 0.3]
     start = card["initialised_from"]["model_card"]  # the content-loss model the joint run started from
     assert start["training_command"].startswith("seafusion-train --data")
     assert {"released", "joint"} <= set(card["validation_seafusion_eval"])
