@@ -286,15 +286,14 @@ def check_resume_config(out_dir: Path, config: JointConfig) -> None:
     the number of rounds may change, and so may the betas of rounds not trained yet (to branch a schedule
     from a finished round); anything else would silently mix two recipes in one model.
     """
-    now = _comparable(config)
+    now = _comparable_card(_jsonable(asdict(config)))
     problems: list[str] = []
-    for path in sorted(out_dir.glob("round_*/fusion.pt"), key=lambda p: int(p.parent.name.split("_")[1])):
+    for path in sorted(out_dir.glob("round_*/fusion.pt")):
         card = read_checkpoint(path)["model_card"]
-        round_number = int(card.get("round", path.parent.name.split("_")[1]))
-        if round_number <= config.rounds and card.get("beta") is not None \
-                and float(card["beta"]) != config.beta(round_number):
-            problems.append(f"beta of round {round_number}: {card['beta']:g} in the run, "
-                            f"{config.beta(round_number):g} now")
+        round_number, beta = card.get("round"), card.get("beta")
+        if round_number is not None and beta is not None and round_number <= config.rounds \
+                and float(beta) != config.beta(round_number):
+            problems.append(f"beta of round {round_number}: {beta:g} in the run, {config.beta(round_number):g} now")
         then = _comparable_card(card.get("config", {}))
         for key in sorted(set(then) | set(now)):
             if then.get(key) != now.get(key):
@@ -302,10 +301,6 @@ def check_resume_config(out_dir: Path, config: JointConfig) -> None:
     if problems:
         raise ValueError(f"{out_dir} was trained with other settings (" + "; ".join(dict.fromkeys(problems))
                          + "): resume with the run's settings or use another --out")
-
-
-def _comparable(config: JointConfig) -> dict[str, Any]:
-    return _comparable_card(_jsonable(asdict(config)))
 
 
 def _comparable_card(config: dict[str, Any]) -> dict[str, Any]:
