@@ -4,10 +4,12 @@ import json
 from pathlib import Path
 
 import cv2
+import numpy as np
 import pytest
 
 from seafusion_ros.cli.eval_task import main
 from seafusion_ros.engine import FusionEngine
+from seafusion_ros.segmentation.seed_summary import summarise_seeds
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 MSRS = SHARED / "data" / "msrs_dev"
@@ -66,3 +68,56 @@ def test_incomplete_fused_folder_is_refused(small_data, tmp_path, capsys):
     cv2.imwrite(str(partial / f"{TRAIN[0]}.png"), cv2.imread(str(small_data / "fused" / f"{TRAIN[0]}.png")))
     rc = main(["task", "--data", str(small_data), "--fused", f"x={partial}", "--out", str(tmp_path / "o")])
     assert rc == 2 and "lacks 6 frames" in capsys.readouterr().err
+
+
+def test_several_seeds_are_summarised(small_data, tmp_path):
+    out = tmp_path / "seeds"
+    argv = ["task", "--data", str(small_data), "--no-single", "--fused", f"released={small_data / 'fused'}",
+            "--fused", f"ir={small_data / 'ir'}", "--out", str(out), "--epochs", "2", "--batch-size", "2",
+            "--size", "48x64", "--threads", "1", "--no-progress", "--seeds", "3,5"]
+    assert main(argv) == 0
+    per_seed = {s: json.loads((out / f"seed_{s}" / "task_driven.json").read_text()) for s in (3, 5)}
+    assert {p.name for p in (out / "seed_3" / "released").iterdir()} >= {"segmentation.pt", "log.jsonl"}
+    summary = json.loads((out / "task_driven.json").read_text())
+    assert summary["seeds"] == [3, 5] and list(summary["inputs"]) == ["released", "ir"]
+    for name in ("released", "ir"):
+        mious = [per_seed[s]["inputs"][name]["miou"] for s in (3, 5)]
+        assert summary["inputs"][name]["miou"]["per_seed"] == mious
+        assert summary["inputs"][name]["miou"]["mean"] == pytest.approx(np.mean(mious))
+        assert summary["inputs"][name]["miou"]["std"] == pytest.approx(np.std(mious, ddof=1))
+    losses = [[json.loads(line)["loss"] for line in (out / f"seed_{s}" / "released" / "log.jsonl").open()]
+              for s in (3, 5)]
+    assert losses[0] != losses[1]  # each seed trains its own network
+    table = (out / "task_driven.md").read_text()
+    assert "over 2 seeds (3, 5)" in table and "| released | person |" in table and " ± " in table
+    assert cv2.imread(str(out / "task_driven.png")) is not None
+
+
+def test_seed_summary_arithmetic_and_mismatch():
+    def report(miou, person, inputs=("a",)):
+        return {"inputs": {n: {"miou": miou, "iou": {"background": 0.9, "person": 0.5},
+                               "box_ap50": {"person": person, "bicycle": None, "car": 0.1},
+                               "box_map50": 0.2} for n in inputs},
+                "validation_stems": 3, "train_stems": 4, "size": [48, 64], "epochs": 2}
+
+    summary = summarise_seeds({0: report(0.2, 0.1), 1: report(0.4, 0.4), 2: report(0.3, 0.1)})
+    a = summary["inputs"]["a"]
+    assert a["miou"]["mean"] == pytest.approx(0.3) and a["miou"]["std"] == pytest.approx(0.1)
+    assert a["box_ap50"]["person"]["per_seed"] == [0.1, 0.4, 0.1]
+    assert a["box_ap50"]["bicycle"] == {"mean": None, "std": None, "per_seed": [None, None, None]}
+    assert summarise_seeds({7: report(0.5, 0.5)})["inputs"]["a"]["miou"]["std"] == 0.0
+    with pytest.raises(ValueError, match="seed 1 has inputs"):
+        summarise_seeds({0: report(0.2, 0.1), 1: report(0.2, 0.1, inputs=("b",))})
+
+
+@pytest.mark.parametrize("text", ["1,1", "x", "3-1", "-2", ""])
+def test_bad_seed_lists_are_refused(text, tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["task", "--data", str(tmp_path), "--out", str(tmp_path / "o"), "--seeds", text])
+    assert exit_info.value.code == 2 and "--seeds" in capsys.readouterr().err
+
+
+def test_seed_and_seeds_are_exclusive(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        main(["task", "--data", str(tmp_path), "--out", str(tmp_path / "o"), "--seed", "1", "--seeds", "0-2"])
+    assert "not allowed with" in capsys.readouterr().err

@@ -6,6 +6,8 @@ trains the same segmentation network on infrared-only (DATA/ir), visible-only (D
 ``--fused NAME=DIR`` folder over the fixed training split, then scores each on the validation split:
 mIoU on pseudo-masks derived from DATA/detection_yolo and box AP@0.5 per class against those boxes.
 Writes OUT/task_driven.{md,json,png}; each input's run lives in OUT/NAME and is resumed if interrupted.
+With ``--seeds 0-4`` every seed gets its own such folder OUT/seed_N, and OUT/task_driven.* give the mean,
+standard deviation and every seed's value (one run on 49 frames is noisy: compare inputs over seeds).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import torch
 
 from seafusion_ros.cli.size_argument import parse_size
 from seafusion_ros.segmentation.pseudo_masks import write_pseudo_masks
+from seafusion_ros.segmentation.seed_summary import summarise_seeds, write_seed_report
 from seafusion_ros.segmentation.task_driven import BoxScoring, run_task_driven
 from seafusion_ros.segmentation.trainer import SegmentationTrainConfig
 from seafusion_ros.training.msrs_split import VALIDATION_FRAME_RANGES, split_stems
@@ -29,6 +32,20 @@ def _named_dir(text: str) -> tuple[str, Path]:
     if not sep or not name.strip() or not folder:
         raise argparse.ArgumentTypeError(f"expected NAME=DIR, got {text!r}")
     return name.strip(), Path(folder)
+
+
+def _seed_list(text: str) -> list[int]:
+    """'0,1,2', '0-4' or a mix ('0-2,7') -> distinct seeds in the order given."""
+    seeds: list[int] = []
+    try:
+        for part in text.split(","):
+            first, sep, last = part.strip().partition("-")
+            seeds += list(range(int(first), int(last) + 1)) if sep else [int(first)]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected seeds like 0,1,2 or 0-4, got {text!r}") from None
+    if not seeds or any(s < 0 for s in seeds) or len(set(seeds)) != len(seeds):
+        raise argparse.ArgumentTypeError(f"expected distinct non-negative seeds, got {text!r}")
+    return seeds
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -47,7 +64,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lr", type=float, default=0.01)
     p.add_argument("--size", type=parse_size, default=(120, 160), help="working size HxW")
     p.add_argument("--close-px", type=int, default=BoxScoring.close_px, help="closing before components")
-    p.add_argument("--seed", type=int, default=0)
+    seeds = p.add_mutually_exclusive_group()
+    seeds.add_argument("--seed", type=int, default=0, help="one training seed (runs in OUT/NAME)")
+    seeds.add_argument("--seeds", type=_seed_list, metavar="LIST",
+                       help="several seeds, e.g. 0-4 or 0,2,5: runs in OUT/seed_N, OUT/task_driven.* summarise them")
     p.add_argument("--device", default="cpu")
     p.add_argument("--threads", type=int, default=0, help="CPU threads for torch (0 = torch default)")
     p.add_argument("--no-progress", action="store_true")
@@ -89,16 +109,24 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, FileNotFoundError) as exc:
         print(f"seafusion-eval task: error: {exc}", file=sys.stderr)
         return 2
-    config = SegmentationTrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-                                     seed=args.seed, device=args.device, progress=not args.no_progress)
     card = {"command": "seafusion-eval task " + shlex.join(argv), "data": str(args.data),
             "split": {"validation_frames": [list(r) for r in VALIDATION_FRAME_RANGES],
                       "train": len(train), "validation": len(val)},
             "labels": "pseudo-masks from YOLO boxes (seafusion_ros.segmentation.pseudo_masks)"}
-    report = run_task_driven(inputs, mask_dir, args.data / "detection_yolo", train, val, args.out, config,
-                             args.size, BoxScoring(close_px=args.close_px), card)
+    scoring = BoxScoring(close_px=args.close_px)
+
+    def run(seed: int, out_dir: Path) -> dict:
+        config = SegmentationTrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+                                         seed=seed, device=args.device, progress=not args.no_progress)
+        return run_task_driven(inputs, mask_dir, args.data / "detection_yolo", train, val, out_dir, config,
+                               args.size, scoring, card)
+
+    if args.seeds is None:
+        run(args.seed, args.out)
+    else:
+        write_seed_report(summarise_seeds({s: run(s, args.out / f"seed_{s}") for s in args.seeds}), args.out)
     print((args.out / "task_driven.md").read_text())
-    return 0 if report["inputs"] else 1
+    return 0
 
 
 if __name__ == "__main__":

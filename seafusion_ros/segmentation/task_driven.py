@@ -140,12 +140,28 @@ def write_report(report: dict[str, Any], out_dir: Path) -> None:
             f"trained {report['epochs']} epochs on {report['train_stems']} frames at {report['size'][0]}x"
             f"{report['size'][1]}. mIoU on pseudo-masks; AP50 from mask components vs YOLO boxes.\n\n"
             + "\n".join(rows) + "\n")
-    _atomic_write(out_dir / "task_driven.md", text.encode())
-    _atomic_write(out_dir / "task_driven.json", json.dumps(report, indent=2).encode())
-    _atomic_write(out_dir / "task_driven.png", _bar_chart(report))
+    atomic_write(out_dir / "task_driven.md", text.encode())
+    atomic_write(out_dir / "task_driven.json", json.dumps(report, indent=2).encode())
+    atomic_write(out_dir / "task_driven.png", _bar_chart(report))
+
+
+CHART_METRICS = ["mIoU"] + [f"AP50 {n}" for n in BOX_CLASSES.names[1:]] + ["box mAP50"]
+
+
+def chart_values(result: Mapping[str, Any]) -> list[float | None]:
+    """One input's scores in ``CHART_METRICS`` order (None where a class has no ground truth)."""
+    return [result["miou"]] + [result["box_ap50"].get(n) for n in BOX_CLASSES.names[1:]] + [result["box_map50"]]
 
 
 def _bar_chart(report: dict[str, Any]) -> bytes:
+    values = {name: chart_values(r) for name, r in report["inputs"].items()}
+    return bar_chart(values, "Segmentation trained on each input: mIoU (pseudo-masks) and box AP@0.5")
+
+
+def bar_chart(values: Mapping[str, list[float | None]], title: str,
+              errors: Mapping[str, list[float | None]] | None = None) -> bytes:
+    """PNG bytes of grouped bars, one group per ``CHART_METRICS`` entry and one bar per input (with
+    optional error bars); a missing value draws as 0."""
     import io
 
     import matplotlib
@@ -153,20 +169,16 @@ def _bar_chart(report: dict[str, Any]) -> bytes:
     matplotlib.use("Agg")
     from matplotlib import pyplot as plt
 
-    names = list(BOX_CLASSES.names[1:])
-    metrics = ["mIoU"] + [f"AP50 {n}" for n in names] + ["box mAP50"]
-    inputs = list(report["inputs"])
-    width = 0.8 / max(1, len(inputs))
+    width = 0.8 / max(1, len(values))
     fig, axis = plt.subplots(figsize=(9, 4), dpi=100)
-    for i, name in enumerate(inputs):
-        r = report["inputs"][name]
-        values = [r["miou"]] + [r["box_ap50"].get(n) for n in names] + [r["box_map50"]]
-        xs = np.arange(len(metrics)) + (i - (len(inputs) - 1) / 2) * width
-        axis.bar(xs, [0.0 if v is None else v for v in values], width, label=name)
-    axis.set_xticks(np.arange(len(metrics)), metrics)
+    for i, (name, scores) in enumerate(values.items()):
+        xs = np.arange(len(CHART_METRICS)) + (i - (len(values) - 1) / 2) * width
+        spread = None if errors is None else [0.0 if e is None else e for e in errors[name]]
+        axis.bar(xs, [0.0 if v is None else v for v in scores], width, yerr=spread, capsize=2, label=name)
+    axis.set_xticks(np.arange(len(CHART_METRICS)), CHART_METRICS)
     axis.set_ylim(0, 1)
     axis.set_ylabel("score (validation split)")
-    axis.set_title("Segmentation trained on each input: mIoU (pseudo-masks) and box AP@0.5")
+    axis.set_title(title)
     axis.legend()
     fig.tight_layout()
     buffer = io.BytesIO()
@@ -175,7 +187,7 @@ def _bar_chart(report: dict[str, Any]) -> bytes:
     return buffer.getvalue()
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
+def atomic_write(path: Path, data: bytes) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_bytes(data)
     os.replace(tmp, path)

@@ -1,0 +1,90 @@
+"""Task-driven results over several training seeds: mean, spread and every seed's value.
+
+On 49 validation frames with weak labels one segmentation run is noisy (a class's box AP can move by
+0.2 between seeds), so a comparison between inputs should rest on several seeds. Each seed's full
+report stays in its own folder; this module only combines them.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from seafusion_ros.segmentation.labels import BOX_CLASSES
+from seafusion_ros.segmentation.task_driven import atomic_write, bar_chart
+
+
+def _spread(values: list[float | None]) -> dict[str, Any]:
+    """Mean and sample standard deviation (0 for one seed) of the defined values, and all values."""
+    present = [v for v in values if v is not None]
+    if not present:
+        return {"mean": None, "std": None, "per_seed": values}
+    std = float(np.std(present, ddof=1)) if len(present) > 1 else 0.0
+    return {"mean": float(np.mean(present)), "std": std, "per_seed": values}
+
+
+def summarise_seeds(reports: Mapping[int, Mapping[str, Any]]) -> dict[str, Any]:
+    """Combine one ``run_task_driven`` report per seed (all with the same inputs) into per-input spreads."""
+    if not reports:
+        raise ValueError("no seed reports to summarise")
+    seeds = list(reports)
+    inputs = list(reports[seeds[0]]["inputs"])
+    for seed, report in reports.items():
+        if list(report["inputs"]) != inputs:
+            raise ValueError(f"seed {seed} has inputs {list(report['inputs'])}, seed {seeds[0]} has {inputs}")
+    names = list(BOX_CLASSES.names)
+    summary: dict[str, Any] = {}
+    for name in inputs:
+        runs = [reports[s]["inputs"][name] for s in seeds]
+        summary[name] = {
+            "miou": _spread([r["miou"] for r in runs]),
+            "iou": {n: _spread([r["iou"].get(n) for r in runs]) for n in names},
+            "box_ap50": {n: _spread([r["box_ap50"].get(n) for r in runs]) for n in names[1:]},
+            "box_map50": _spread([r["box_map50"] for r in runs]),
+        }
+    first = reports[seeds[0]]
+    return {"seeds": seeds, "inputs": summary, "validation_stems": first["validation_stems"],
+            "train_stems": first["train_stems"], "size": first["size"], "epochs": first["epochs"]}
+
+
+def _cell(spread: Mapping[str, Any]) -> str:
+    return "n/a" if spread["mean"] is None else f"{spread['mean']:.3f} ± {spread['std']:.3f}"
+
+
+def _value(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
+
+
+def write_seed_report(summary: dict[str, Any], out_dir: Path) -> None:
+    """``task_driven.{md,json,png}`` in ``out_dir``: mean ± std over the seeds, then every seed's AP50."""
+    names = list(BOX_CLASSES.names[1:])
+    seeds = summary["seeds"]
+    rows = ["| input | mIoU | " + " | ".join(f"IoU {n}" for n in names) + " | "
+            + " | ".join(f"AP50 {n}" for n in names) + " | box mAP50 |",
+            "|---" * (3 + 2 * len(names)) + "|"]
+    per_seed = ["| input | class | " + " | ".join(f"seed {s}" for s in seeds) + " |",
+                "|---" * (2 + len(seeds)) + "|"]
+    for name, r in summary["inputs"].items():
+        rows.append(f"| {name} | {_cell(r['miou'])} | " + " | ".join(_cell(r["iou"][n]) for n in names)
+                    + " | " + " | ".join(_cell(r["box_ap50"][n]) for n in names) + f" | {_cell(r['box_map50'])} |")
+        for n in names:
+            per_seed.append(f"| {name} | {n} | " + " | ".join(_value(v) for v in r["box_ap50"][n]["per_seed"]) + " |")
+    text = (f"Task-driven evaluation over {len(seeds)} seeds ({', '.join(map(str, seeds))}): validation split "
+            f"({summary['validation_stems']} frames), network trained {summary['epochs']} epochs on "
+            f"{summary['train_stems']} frames at {summary['size'][0]}x{summary['size'][1]}. Mean ± sample "
+            f"standard deviation over the seeds; mIoU on pseudo-masks, AP50 from mask components vs YOLO "
+            f"boxes. Each seed's own report is in seed_N/.\n\n" + "\n".join(rows)
+            + "\n\nBox AP50 per seed:\n\n" + "\n".join(per_seed) + "\n")
+    means, errors = {}, {}
+    for name, r in summary["inputs"].items():
+        spreads = [r["miou"]] + [r["box_ap50"][n] for n in names] + [r["box_map50"]]  # CHART_METRICS order
+        means[name] = [s["mean"] for s in spreads]
+        errors[name] = [s["std"] for s in spreads]
+    title = f"Segmentation trained on each input, mean ± std over {len(seeds)} seeds"
+    atomic_write(out_dir / "task_driven.md", text.encode())
+    atomic_write(out_dir / "task_driven.json", json.dumps(summary, indent=2).encode())
+    atomic_write(out_dir / "task_driven.png", bar_chart(means, title, errors))
