@@ -148,13 +148,9 @@ def write_report(report: dict[str, Any], out_dir: Path) -> None:
 CHART_METRICS = ["mIoU"] + [f"AP50 {n}" for n in BOX_CLASSES.names[1:]] + ["box mAP50"]
 
 
-def chart_values(result: Mapping[str, Any]) -> list[float | None]:
-    """One input's scores in ``CHART_METRICS`` order (None where a class has no ground truth)."""
-    return [result["miou"]] + [result["box_ap50"].get(n) for n in BOX_CLASSES.names[1:]] + [result["box_map50"]]
-
-
 def _bar_chart(report: dict[str, Any]) -> bytes:
-    values = {name: chart_values(r) for name, r in report["inputs"].items()}
+    values = {name: [r["miou"]] + [r["box_ap50"].get(n) for n in BOX_CLASSES.names[1:]] + [r["box_map50"]]
+              for name, r in report["inputs"].items()}
     return bar_chart(values, "Segmentation trained on each input: mIoU (pseudo-masks) and box AP@0.5")
 
 
@@ -188,6 +184,7 @@ def bar_chart(values: Mapping[str, list[float | None]], title: str,
 
 
 def atomic_write(path: Path, data: bytes) -> None:
+    """Write to a hidden temporary name beside ``path``, then rename: a report is never half-written."""
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_bytes(data)
     os.replace(tmp, path)
