@@ -201,3 +201,6 @@ def test_player_names_a_missing_bag_and_a_bad_remap(tmp_path, input_bag):
     unknown = subprocess.run(_cli("seafusion_ros.cli.play", str(input_bag), "--topics", "/lidar"), cwd=REPO,
                              env=_env(), capture_output=True, text=True, timeout=60)
     assert unknown.returncode == 2 and "topics not in the bag: ['/lidar']" in unknown.stderr
+    negative = subprocess.run(_cli("seafusion_ros.cli.play", str(input_bag), "--ack-timeout", "-1"), cwd=REPO,
+                              env=_env(), capture_output=True, text=True, timeout=60)
+    assert negative.returncode == 2 and "ack timeout must be >= 0" in negative.stderr

@@ -69,6 +69,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--clock-subscribers", type=int, default=0, metavar="N",
                    help="with --wait-for-subscribers: also wait for N /clock subscribers (the sim-time nodes)")
     p.add_argument("--delay", type=float, default=0.0, metavar="S", help="wait S seconds before playing")
+    p.add_argument("--ack-timeout", type=float, default=5.0, metavar="S",
+                   help="at the end, wait up to S seconds for reliable subscribers to acknowledge every message "
+                        "(0: exit at once)")
     return p
 
 
@@ -82,7 +85,8 @@ def main(argv: list[str] | None = None) -> int:
         try:
             options = PlaybackOptions(args.rate, args.loop, args.clock, args.clock_tail, tuple(args.topics),
                                       _remap(args.remap), args.qos_reliability, args.qos_depth,
-                                      args.wait_for_subscribers, args.clock_subscribers, args.delay)
+                                      args.wait_for_subscribers, args.clock_subscribers, args.delay,
+                                      args.ack_timeout)
             player = BagPlayer(node, args.bag, options)
         except (ValueError, FileNotFoundError) as exc:
             print(f"seafusion-play: error: {exc}", file=sys.stderr)
@@ -97,6 +101,9 @@ def main(argv: list[str] | None = None) -> int:
     counts = ", ".join(f"{topic} {count}" for topic, count in stats.published.items())
     state = "stopped" if stats.stopped else f"{stats.passes} pass(es)"
     print(f"seafusion-play: {state}; published {counts}; worst lateness {stats.max_late_s * 1000:.1f} ms")
+    if stats.unacknowledged:
+        print(f"seafusion-play: not acknowledged within --ack-timeout: {', '.join(stats.unacknowledged)}",
+              file=sys.stderr)
     return 0
 
 

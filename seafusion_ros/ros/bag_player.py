@@ -13,6 +13,10 @@ node's inputs are by default) and reliable for everything else.
 ``/clock`` (rosgraph_msgs/Clock, reliable) carries the bag time, for nodes run with ``use_sim_time``:
 held at the first message's time while waiting to start, advanced with playback, and optionally kept
 running for a tail after the last message so those nodes can finish the last frames in time order.
+
+At the end, reliable topics get up to ``ack_timeout_s`` for every subscriber to acknowledge what was sent:
+the process exits right after playback, and a sample still in flight then would be lost (the last image
+of a bag, typically, on a loaded machine).
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from rclpy.duration import Duration
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from rosbags.interfaces import QosDurability, QosReliability
@@ -52,12 +57,14 @@ class PlaybackOptions:
     wait_for_subscribers_s: float = 0.0
     clock_subscribers: int = 0
     start_delay_s: float = 0.0
+    ack_timeout_s: float = 5.0
 
     def __post_init__(self) -> None:
         if self.rate <= 0:
             raise ValueError(f"playback rate must be positive, got {self.rate}")
-        if self.clock_hz < 0 or self.clock_tail_s < 0 or self.wait_for_subscribers_s < 0 or self.start_delay_s < 0:
-            raise ValueError("clock rate, clock tail, subscriber wait and start delay must be >= 0")
+        if min(self.clock_hz, self.clock_tail_s, self.wait_for_subscribers_s, self.start_delay_s,
+               self.ack_timeout_s) < 0:
+            raise ValueError("clock rate, clock tail, subscriber wait, start delay and ack timeout must be >= 0")
         if self.reliability not in RELIABILITIES:
             raise ValueError(f"reliability must be one of {RELIABILITIES}, got {self.reliability!r}")
         if self.depth < 1:
@@ -73,6 +80,7 @@ class PlaybackStats:
     passes: int = 0
     max_late_s: float = 0.0
     bag_duration_s: float = 0.0
+    unacknowledged: list[str] = field(default_factory=list)
     stopped: bool = False
 
 
@@ -244,4 +252,16 @@ class BagPlayer:
                 self._wait(time.monotonic() + self.options.clock_tail_s, bag_now, stop)
                 break
         self.stats.stopped = stop.is_set()
+        self._wait_for_acks()
         return self.stats
+
+    def _wait_for_acks(self) -> None:
+        """Give reliable subscribers up to ``ack_timeout_s`` in all to acknowledge every published message."""
+        deadline = time.monotonic() + self.options.ack_timeout_s
+        for topic, publisher in self._publishers.items():
+            left = Duration(nanoseconds=int(max(0.0, deadline - time.monotonic()) * 1e9))
+            if not publisher.wait_for_all_acked(left):
+                self.stats.unacknowledged.append(topic)
+                self.node.get_logger().warning(
+                    f"{topic}: not every subscriber acknowledged the last messages within "
+                    f"{self.options.ack_timeout_s} s; they may not have arrived")
