@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from seafusion_ros.segmentation.labels import BOX_CLASSES
-from seafusion_ros.segmentation.task_driven import atomic_write, bar_chart
+from seafusion_ros.segmentation.task_driven import atomic_write, bar_chart, format_score
 
 
 def _spread(values: list[float | None]) -> dict[str, Any]:
@@ -55,10 +55,6 @@ def _cell(spread: Mapping[str, Any]) -> str:
     return "n/a" if spread["mean"] is None else f"{spread['mean']:.3f} ± {spread['std']:.3f}"
 
 
-def _value(value: float | None) -> str:
-    return "n/a" if value is None else f"{value:.3f}"
-
-
 def write_seed_report(summary: dict[str, Any], out_dir: Path) -> None:
     """``task_driven.{md,json,png}`` in ``out_dir``: mean ± std over the seeds, then every seed's AP50."""
     names = list(BOX_CLASSES.names[1:])
@@ -72,7 +68,8 @@ def write_seed_report(summary: dict[str, Any], out_dir: Path) -> None:
         rows.append(f"| {name} | {_cell(r['miou'])} | " + " | ".join(_cell(r["iou"][n]) for n in names)
                     + " | " + " | ".join(_cell(r["box_ap50"][n]) for n in names) + f" | {_cell(r['box_map50'])} |")
         for n in names:
-            per_seed.append(f"| {name} | {n} | " + " | ".join(_value(v) for v in r["box_ap50"][n]["per_seed"]) + " |")
+            values = " | ".join(format_score(v) for v in r["box_ap50"][n]["per_seed"])
+            per_seed.append(f"| {name} | {n} | {values} |")
     text = (f"Task-driven evaluation over {len(seeds)} seeds ({', '.join(map(str, seeds))}): validation split "
             f"({summary['validation_stems']} frames), network trained {summary['epochs']} epochs on "
             f"{summary['train_stems']} frames at {summary['size'][0]}x{summary['size'][1]}. Mean ± sample "

@@ -122,7 +122,8 @@ def run_task_driven(inputs: Mapping[str, Path], mask_dir: Path, boxes_dir: Path,
     return report
 
 
-def _fmt(value: float | None) -> str:
+def format_score(value: float | None) -> str:
+    """Three decimals, or n/a for a score that is undefined (a class without ground truth)."""
     return "n/a" if value is None else f"{value:.3f}"
 
 
@@ -133,9 +134,10 @@ def write_report(report: dict[str, Any], out_dir: Path) -> None:
             + " | ".join(f"AP50 {n}" for n in names) + " | box mAP50 |",
             "|---" * (3 + 2 * len(names)) + "|"]
     for name, r in report["inputs"].items():
-        rows.append(f"| {name} | {_fmt(r['miou'])} | " + " | ".join(_fmt(r["iou"].get(n)) for n in names)
-                    + " | " + " | ".join(_fmt(r["box_ap50"].get(n)) for n in names)
-                    + f" | {_fmt(r['box_map50'])} |")
+        rows.append(f"| {name} | {format_score(r['miou'])} | "
+                    + " | ".join(format_score(r["iou"].get(n)) for n in names)
+                    + " | " + " | ".join(format_score(r["box_ap50"].get(n)) for n in names)
+                    + f" | {format_score(r['box_map50'])} |")
     text = (f"Task-driven evaluation: validation split ({report['validation_stems']} frames), network "
             f"trained {report['epochs']} epochs on {report['train_stems']} frames at {report['size'][0]}x"
             f"{report['size'][1]}. mIoU on pseudo-masks; AP50 from mask components vs YOLO boxes.\n\n"
