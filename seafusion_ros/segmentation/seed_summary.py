@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from seafusion_ros.segmentation.labels import BOX_CLASSES
-from seafusion_ros.segmentation.task_driven import atomic_write, bar_chart, format_score
+from seafusion_ros.segmentation.task_driven import atomic_write, bar_chart, chart_row, format_score, table_header
 
 
 def _spread(values: list[float | None]) -> dict[str, Any]:
@@ -59,9 +59,7 @@ def write_seed_report(summary: dict[str, Any], out_dir: Path) -> None:
     """``task_driven.{md,json,png}`` in ``out_dir``: mean ± std over the seeds, then every seed's AP50."""
     names = list(BOX_CLASSES.names[1:])
     seeds = summary["seeds"]
-    rows = ["| input | mIoU | " + " | ".join(f"IoU {n}" for n in names) + " | "
-            + " | ".join(f"AP50 {n}" for n in names) + " | box mAP50 |",
-            "|---" * (3 + 2 * len(names)) + "|"]
+    rows = table_header()
     per_seed = ["| input | class | " + " | ".join(f"seed {s}" for s in seeds) + " |",
                 "|---" * (2 + len(seeds)) + "|"]
     for name, r in summary["inputs"].items():
@@ -78,7 +76,7 @@ def write_seed_report(summary: dict[str, Any], out_dir: Path) -> None:
             + "\n\nBox AP50 per seed:\n\n" + "\n".join(per_seed) + "\n")
     means, errors = {}, {}
     for name, r in summary["inputs"].items():
-        spreads = [r["miou"]] + [r["box_ap50"][n] for n in names] + [r["box_map50"]]  # CHART_METRICS order
+        spreads = chart_row(r)
         means[name] = [s["mean"] for s in spreads]
         errors[name] = [s["std"] for s in spreads]
     title = f"Segmentation trained on each input, mean ± std over {len(seeds)} seeds"

@@ -127,12 +127,18 @@ def format_score(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.3f}"
 
 
+def table_header() -> list[str]:
+    """The two header lines of the per-input table: mIoU, IoU and AP50 per object class, box mAP50."""
+    names = BOX_CLASSES.names[1:]
+    return ["| input | mIoU | " + " | ".join(f"IoU {n}" for n in names) + " | "
+            + " | ".join(f"AP50 {n}" for n in names) + " | box mAP50 |",
+            "|---" * (3 + 2 * len(names)) + "|"]
+
+
 def write_report(report: dict[str, Any], out_dir: Path) -> None:
     """``task_driven.json``, ``task_driven.md`` and ``task_driven.png``, each written atomically."""
     names = list(BOX_CLASSES.names[1:])
-    rows = ["| input | mIoU | " + " | ".join(f"IoU {n}" for n in names) + " | "
-            + " | ".join(f"AP50 {n}" for n in names) + " | box mAP50 |",
-            "|---" * (3 + 2 * len(names)) + "|"]
+    rows = table_header()
     for name, r in report["inputs"].items():
         rows.append(f"| {name} | {format_score(r['miou'])} | "
                     + " | ".join(format_score(r["iou"].get(n)) for n in names)
@@ -150,9 +156,13 @@ def write_report(report: dict[str, Any], out_dir: Path) -> None:
 CHART_METRICS = ["mIoU"] + [f"AP50 {n}" for n in BOX_CLASSES.names[1:]] + ["box mAP50"]
 
 
+def chart_row(result: Mapping[str, Any]) -> list[Any]:
+    """An input's entries in ``CHART_METRICS`` order: scores of one run, or the spreads of several seeds."""
+    return [result["miou"]] + [result["box_ap50"].get(n) for n in BOX_CLASSES.names[1:]] + [result["box_map50"]]
+
+
 def _bar_chart(report: dict[str, Any]) -> bytes:
-    values = {name: [r["miou"]] + [r["box_ap50"].get(n) for n in BOX_CLASSES.names[1:]] + [r["box_map50"]]
-              for name, r in report["inputs"].items()}
+    values = {name: chart_row(r) for name, r in report["inputs"].items()}
     return bar_chart(values, "Segmentation trained on each input: mIoU (pseudo-masks) and box AP@0.5")
 
 
