@@ -1,11 +1,12 @@
 """A synthetic night street scene seen by a 14-bit thermal camera and a dark RGB camera.
 
 It is the package's embedded sample: no data set needed for the demo or the tests of the node.
-A warm pedestrian crosses in front of a parked car with a hot engine and exhaust, under one street
-lamp; in RGB the scene is dark and noisy (the pedestrian is barely visible), in thermal the people and
-the engine stand out but the road markings and the lamp-lit facade texture are absent. Frames are
-deterministic in (index, seed), and the pedestrian walks with the frame index, so a frame sequence is
-a short video.
+A warm pedestrian (human proportions, clothed, warmest at the bare face and hands, so that
+segmenters trained on real thermal people recognise it) crosses in front of a parked car with a hot
+engine and exhaust, under one street lamp; in RGB the scene is dark and noisy (the pedestrian is
+barely visible), in thermal the people and the engine stand out but the road markings and the
+lamp-lit facade texture are absent. Frames are deterministic in (index, seed), and the pedestrian
+walks with the frame index, so a frame sequence is a short video.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import cv2
 import numpy as np
 
 THERMAL_BITS = 14
-_AMBIENT, _ROAD, _BODY, _ENGINE = 7600.0, 7900.0, 10400.0, 12800.0  # raw 14-bit counts
+_AMBIENT, _ROAD, _CLOTHED, _SKIN, _ENGINE = 7600.0, 7900.0, 9600.0, 10400.0, 12800.0  # raw 14-bit counts
 
 
 @dataclass(frozen=True)
@@ -29,16 +30,30 @@ class SceneFrame:
     car_box: tuple[int, int, int, int]
 
 
-def _pedestrian_mask(shape: tuple[int, int], cx: int, feet_y: int, height: int, phase: float) -> np.ndarray:
-    mask = np.zeros(shape, np.uint8)
-    head_r = max(height // 14, 2)
-    torso_top, hip = feet_y - height + 2 * head_r, feet_y - int(height * 0.45)
-    cv2.circle(mask, (cx, feet_y - height + head_r), head_r, 255, -1)
-    cv2.rectangle(mask, (cx - head_r, torso_top), (cx + head_r, hip), 255, -1)
-    stride = int(np.sin(phase) * height * 0.12)
-    for dx in (stride, -stride):
-        cv2.line(mask, (cx, hip), (cx + dx, feet_y), 255, max(head_r // 1, 2))
-    return mask.astype(bool)
+def _pedestrian_masks(shape: tuple[int, int], cx: int, feet_y: int, height: int,
+                      phase: float) -> tuple[np.ndarray, np.ndarray]:
+    """(whole body, bare skin) of a walking person with human proportions: head, shoulders wider than
+    the hips, swinging arms and striding legs as thick limbs, face and hands bare."""
+    body, skin = np.zeros(shape, np.uint8), np.zeros(shape, np.uint8)
+    top = feet_y - height
+
+    def at(dx: float, dy: float) -> tuple[int, int]:
+        return int(round(cx + dx * height)), int(round(top + dy * height))
+
+    head_axes = (max(int(height * 0.055), 1), max(int(height * 0.07), 1))
+    cv2.ellipse(skin, at(0, 0.07), head_axes, 0, 0, 360, 255, -1)
+    torso = np.array([at(-0.12, 0.16), at(0.12, 0.16), at(0.09, 0.53), at(-0.09, 0.53)], np.int32)
+    cv2.fillConvexPoly(body, torso, 255)
+    swing, stride = np.sin(phase) * 0.1, np.sin(phase) * 0.12
+    limb = max(int(height * 0.06), 2)
+    for side, arm in ((-1, swing), (1, -swing)):
+        hand = at(side * 0.13 + arm, 0.5)
+        cv2.line(body, at(side * 0.11, 0.18), hand, 255, limb)
+        cv2.circle(skin, hand, max(limb // 2, 1), 255, -1)
+    for side, leg in ((-1, stride), (1, -stride)):
+        cv2.line(body, at(side * 0.05, 0.52), at(side * 0.04 + leg, 1.0), 255, int(limb * 1.3))
+    skin_mask = skin > 0
+    return (body > 0) | skin_mask, skin_mask
 
 
 def render_frame(index: int = 0, height: int = 480, width: int = 640, seed: int = 0) -> SceneFrame:
@@ -95,9 +110,11 @@ def render_frame(index: int = 0, height: int = 480, width: int = 640, seed: int 
     ped_h = int(height * 0.3)
     ped_x = int((width * 0.1 + index * 3 * width / 640) % (width * 0.5)) + int(width * 0.05)
     feet_y = int(height * 0.8)
-    body = _pedestrian_mask((height, width), ped_x, feet_y, ped_h, index * 0.5)
-    thermal[body] = _BODY
+    body, skin = _pedestrian_masks((height, width), ped_x, feet_y, ped_h, index * 0.5)
+    thermal[body] = _CLOTHED
+    thermal[skin] = _SKIN
     visible[body] = (30, 26, 24)
+    visible[skin] = (48, 38, 32)
     body_ys, body_xs = np.nonzero(body)
     ped_box = (int(body_xs.min()), int(body_ys.min()), int(body_xs.max()), int(body_ys.max()))
 

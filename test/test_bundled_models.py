@@ -8,6 +8,7 @@ import pytest
 
 from seafusion_ros.engine import FusionEngine
 from seafusion_ros.models.checkpoint import load_fusion_model
+from seafusion_ros.synthetic_scene import render_frame
 from seafusion_ros.training.content_loss import sobel_magnitude
 from seafusion_ros.weights import DEFAULT_FUSION_WEIGHTS, DEFAULT_SEGMENTATION_WEIGHTS, load_segmenter
 
@@ -29,6 +30,20 @@ def test_bundled_segmentation_model_loads_with_classes_and_palette():
     assert len(card["classes"]) == len(card["palette"]) == card["num_classes"]
     assert model.inference_size == (240, 320)  # segments at the size it was trained at
     assert card["command"].startswith("seafusion-train --joint ")  # trained on the bundled fusion model's images
+
+
+def test_bundled_models_see_the_demo_pedestrian_as_a_person():
+    # What `make demo` shows: the walking pedestrian of the embedded scene is labelled person, not car.
+    segmenter, card, _ = load_segmenter("")
+    engine = FusionEngine(device="cpu", precision="fp32", segmenter=segmenter)
+    person, car = card["classes"].index("person"), card["classes"].index("car")
+    for index in (0, 10, 20, 40):
+        frame = render_frame(index)
+        mask = engine.fuse(frame.thermal, frame.rgb, segment=True).mask
+        x0, y0, x1, y1 = frame.pedestrian_box
+        box = mask[y0:y1 + 1, x0:x1 + 1]
+        assert (box == person).mean() > 0.5, f"frame {index}: pedestrian not segmented as a person"
+        assert (box == car).mean() < 0.1, f"frame {index}: pedestrian segmented as a car"
 
 
 @pytest.mark.parametrize("stem", ["01102N", "01110N", "00412D"])  # validation frames: never trained on

@@ -25,6 +25,21 @@ def test_pedestrian_is_warm_in_thermal_and_dark_in_rgb():
     assert frame.rgb.mean() < 40  # a night scene
 
 
+@pytest.mark.parametrize("index", [0, 5, 10, 20])
+def test_pedestrian_is_a_filled_human_silhouette(index):
+    # Segmenters trained on real thermal people need a body, not a stick figure: a box about
+    # a third to a half as wide as tall, mostly filled with warm pixels, the bare head warmest.
+    frame = render_frame(index)
+    x0, y0, x1, y1 = frame.pedestrian_box
+    box = frame.thermal[y0:y1 + 1, x0:x1 + 1].astype(np.float32)
+    road = float(np.median(frame.thermal[y1 + 5:y1 + 15, x0:x1 + 1]))
+    warm = box > road + 800
+    assert 0.25 <= (x1 - x0 + 1) / (y1 - y0 + 1) <= 0.6
+    assert warm.mean() > 0.35
+    head = box[: max((y1 - y0) // 8, 1)]
+    assert head.max() > np.median(box[warm]) + 500
+
+
 def test_pedestrian_walks():
     assert render_frame(10).pedestrian_box[0] > render_frame(0).pedestrian_box[0]
 
