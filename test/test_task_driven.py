@@ -9,6 +9,8 @@ import pytest
 
 from seafusion_ros.cli.eval_task import main
 from seafusion_ros.engine import FusionEngine
+from seafusion_ros.segmentation.object_contrast import box_contrasts, luma
+from seafusion_ros.segmentation.pseudo_masks import Box
 from seafusion_ros.segmentation.seed_summary import summarise_seeds
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
@@ -50,8 +52,12 @@ def test_table_chart_and_resume(small_data, tmp_path):
         assert 0.0 <= result["miou"] <= 1.0
         assert set(result["box_ap50"]) == {"person", "bicycle", "car"}
         assert all(v is None or 0.0 <= v <= 1.0 for v in result["box_ap50"].values())
+    # the pseudo-masks are the warm part of each box in infrared: people stand out there, not in visible
+    contrast = {name: r["object_contrast"] for name, r in report["inputs"].items()}
+    assert contrast["infrared"]["person"] > 20 > contrast["visible"]["person"]
     table = (out / "task_driven.md").read_text()
-    assert table.count("\n| ") == 4 and "| released |" in table and "AP50 person" in table
+    assert table.count("\n| ") == 4 + 4 and "| released |" in table and "AP50 person" in table
+    assert "Object contrast" in table
     chart = cv2.imread(str(out / "task_driven.png"))
     assert chart is not None and chart.shape[0] > 100
     assert {p.name for p in (out / "released").iterdir()} >= {"last.pt", "segmentation.pt", "log.jsonl"}
@@ -90,7 +96,25 @@ def test_several_seeds_are_summarised(small_data, tmp_path):
     assert losses[0] != losses[1]  # each seed trains its own network
     table = (out / "task_driven.md").read_text()
     assert "over 2 seeds (3, 5)" in table and "| released | person |" in table and " ± " in table
+    assert summary["inputs"]["ir"]["object_contrast"] == per_seed[3]["inputs"]["ir"]["object_contrast"]
+    assert "Object contrast" in table
     assert cv2.imread(str(out / "task_driven.png")) is not None
+
+
+def test_object_contrast_is_labelled_pixels_against_the_ring():
+    y = np.full((40, 40), 50.0, np.float32)
+    y[10:20, 10:20] = 80.0  # the box: cooler background inside it ...
+    y[12:18, 13:17] = 150.0  # ... and its labelled object
+    mask = np.zeros((40, 40), np.uint8)
+    mask[12:18, 13:17] = 1
+    boxes = [Box(0, 10, 10, 20, 20), Box(0, 25, 25, 30, 30), Box(2, 10, 10, 20, 20)]
+    # the second person box has no labelled pixels, the car box's class has none either: both skipped
+    assert box_contrasts(y, mask, boxes, {0: 1, 2: 3}) == [(1, pytest.approx(100.0))]
+    assert box_contrasts(y, mask, boxes, {1: 2}) == []
+    rgb = np.zeros((1, 2, 3), np.uint8)
+    rgb[0, 1] = 255
+    np.testing.assert_allclose(luma(rgb), [[0.0, 255.0]], atol=1e-3)
+    np.testing.assert_allclose(luma(rgb.astype(np.float32) / 255.0), [[0.0, 255.0]], atol=1e-3)
 
 
 def test_seed_summary_arithmetic_and_mismatch():

@@ -4,7 +4,8 @@
 
 trains the same segmentation network on infrared-only (DATA/ir), visible-only (DATA/vi) and each
 ``--fused NAME=DIR`` folder over the fixed training split, then scores each on the validation split:
-mIoU on pseudo-masks derived from DATA/detection_yolo and box AP@0.5 per class against those boxes.
+mIoU on pseudo-masks derived from DATA/detection_yolo and box AP@0.5 per class against those boxes,
+with each input's object contrast (how far the labelled pixels stand out from a ring around the box).
 Writes OUT/task_driven.{md,json,png}; each input's run lives in OUT/NAME and is resumed if interrupted.
 With ``--seeds 0-4`` every seed gets its own such folder OUT/seed_N, and OUT/task_driven.* give the mean,
 standard deviation and every seed's value (one run on 49 frames is noisy: compare inputs over seeds).
@@ -52,7 +53,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="seafusion-eval task",
         description="Train the segmentation network on infrared-only, visible-only and fused inputs and "
-                    "compare them on the validation split (mIoU on box pseudo-masks, box AP@0.5 per class).",
+                    "compare them on the validation split (mIoU on box pseudo-masks, box AP@0.5 per class, and "
+                    "the labelled objects' contrast in each input).",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--data", required=True, type=Path, help="folder with ir/, vi/ and detection_yolo/")
     p.add_argument("--fused", action="append", type=_named_dir, default=[], metavar="NAME=DIR",

@@ -15,7 +15,14 @@ from typing import Any
 import numpy as np
 
 from seafusion_ros.segmentation.labels import BOX_CLASSES
-from seafusion_ros.segmentation.task_driven import atomic_write, bar_chart, chart_row, format_score, table_header
+from seafusion_ros.segmentation.task_driven import (
+    atomic_write,
+    bar_chart,
+    chart_row,
+    contrast_table,
+    format_score,
+    table_header,
+)
 
 
 def _spread(values: list[float | None]) -> dict[str, Any]:
@@ -45,6 +52,7 @@ def summarise_seeds(reports: Mapping[int, Mapping[str, Any]]) -> dict[str, Any]:
             "iou": {n: _spread([r["iou"].get(n) for r in runs]) for n in names},
             "box_ap50": {n: _spread([r["box_ap50"].get(n) for r in runs]) for n in names[1:]},
             "box_map50": _spread([r["box_map50"] for r in runs]),
+            "object_contrast": runs[0].get("object_contrast", {}),  # the images' property: same every seed
         }
     first = reports[seeds[0]]
     return {"seeds": seeds, "inputs": summary, "validation_stems": first["validation_stems"],
@@ -73,7 +81,7 @@ def write_seed_report(summary: dict[str, Any], out_dir: Path) -> None:
             f"{summary['train_stems']} frames at {summary['size'][0]}x{summary['size'][1]}. Mean ± sample "
             f"standard deviation over the seeds; mIoU on pseudo-masks, AP50 from mask components vs YOLO "
             f"boxes. Each seed's own report is in seed_N/.\n\n" + "\n".join(rows)
-            + "\n\nBox AP50 per seed:\n\n" + "\n".join(per_seed) + "\n")
+            + "\n\nBox AP50 per seed:\n\n" + "\n".join(per_seed) + "\n\n" + contrast_table(summary["inputs"]))
     means, errors = {}, {}
     for name, r in summary["inputs"].items():
         spreads = chart_row(r)

@@ -25,6 +25,7 @@ from seafusion_ros.metrics.segmentation_metrics import ConfusionAccumulator
 from seafusion_ros.models.segmentation import BiSeNetLite, bisenet_lite, load_segmentation_model
 from seafusion_ros.segmentation.box_ap import average_precision, mask_detections
 from seafusion_ros.segmentation.labels import BOX_CLASSES
+from seafusion_ros.segmentation.object_contrast import ContrastAccumulator, luma
 from seafusion_ros.segmentation.pseudo_masks import read_yolo_boxes
 from seafusion_ros.segmentation.segmentation_data import SegmentationDataset
 from seafusion_ros.segmentation.trainer import FINAL, LAST, SegmentationTrainConfig, train_segmentation
@@ -58,10 +59,13 @@ def close_classes(mask: np.ndarray, classes: list[int], close_px: int) -> np.nda
 def evaluate_segmentation(model: BiSeNetLite, dataset: SegmentationDataset,
                           boxes_dir: str | os.PathLike | None, scoring: BoxScoring = BoxScoring(),
                           device: str = "cpu") -> dict[str, Any]:
-    """mIoU / per-class IoU against the dataset's masks and, with ``boxes_dir``, box AP@0.5 per class."""
+    """mIoU / per-class IoU against the dataset's masks and, with ``boxes_dir``, box AP@0.5 per class and
+    the labelled objects' contrast in the input (``object_contrast``, grey levels)."""
     model.eval().to(device)
     names = list(BOX_CLASSES.names)
     confusion = ConfusionAccumulator(model.num_classes)
+    contrast = ContrastAccumulator({m: names[m] for m in BOX_CLASS_OF_MASK_CLASS})
+    mask_class_of_box = {b: m for m, b in BOX_CLASS_OF_MASK_CLASS.items()}
     detections, truth = [], []
     loader = DataLoader(dataset, batch_size=4, shuffle=False)
     stems = iter(dataset.stems)
@@ -71,12 +75,13 @@ def evaluate_segmentation(model: BiSeNetLite, dataset: SegmentationDataset,
         confusion.update(predictions, masks.numpy())
         if boxes_dir is None:
             continue
-        for prediction, probability in zip(predictions, probabilities, strict=True):
+        for prediction, probability, image, mask in zip(predictions, probabilities, images, masks, strict=True):
             stem = next(stems)
             classes = list(BOX_CLASS_OF_MASK_CLASS)
             closed = close_classes(prediction, classes, scoring.close_px)
             detections.append(mask_detections(closed, classes, probability, scoring.min_area))
             truth.append(read_yolo_boxes(Path(boxes_dir) / f"{stem}.txt", *prediction.shape))
+            contrast.update(luma(image.permute(1, 2, 0).numpy()), mask.numpy(), truth[-1], mask_class_of_box)
     scores = confusion.scores()
     result: dict[str, Any] = {"miou": scores.miou, "iou": dict(zip(names, scores.iou, strict=False))}
     if boxes_dir is not None:
@@ -85,6 +90,7 @@ def evaluate_segmentation(model: BiSeNetLite, dataset: SegmentationDataset,
         present = [v for v in ap.values() if v is not None]
         result["box_ap50"] = ap
         result["box_map50"] = float(np.mean(present)) if present else None
+        result["object_contrast"] = contrast.means()
     return result
 
 
@@ -135,6 +141,19 @@ def table_header() -> list[str]:
             "|---" * (3 + 2 * len(names)) + "|"]
 
 
+def contrast_table(inputs: Mapping[str, Mapping[str, Any]]) -> str:
+    """The object-contrast paragraph and table (``object_contrast`` of each input's results)."""
+    names = list(BOX_CLASSES.names[1:])
+    rows = ["| input | " + " | ".join(names) + " |", "|---" * (1 + len(names)) + "|"]
+    for name, r in inputs.items():
+        values = r.get("object_contrast", {})
+        rows.append(f"| {name} | " + " | ".join("n/a" if values.get(n) is None else f"{values[n]:.1f}"
+                                                for n in names) + " |")
+    return ("Object contrast in each input (validation split, working size): mean luma of a box's labelled "
+            "pixels minus the median luma of a 4-pixel ring around the box, grey levels.\n\n"
+            + "\n".join(rows) + "\n")
+
+
 def write_report(report: dict[str, Any], out_dir: Path) -> None:
     """``task_driven.json``, ``task_driven.md`` and ``task_driven.png``, each written atomically."""
     names = list(BOX_CLASSES.names[1:])
@@ -147,7 +166,7 @@ def write_report(report: dict[str, Any], out_dir: Path) -> None:
     text = (f"Task-driven evaluation: validation split ({report['validation_stems']} frames), network "
             f"trained {report['epochs']} epochs on {report['train_stems']} frames at {report['size'][0]}x"
             f"{report['size'][1]}. mIoU on pseudo-masks; AP50 from mask components vs YOLO boxes.\n\n"
-            + "\n".join(rows) + "\n")
+            + "\n".join(rows) + "\n\n" + contrast_table(report["inputs"]))
     atomic_write(out_dir / "task_driven.md", text.encode())
     atomic_write(out_dir / "task_driven.json", json.dumps(report, indent=2).encode())
     atomic_write(out_dir / "task_driven.png", _bar_chart(report))
