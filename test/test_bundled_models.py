@@ -29,7 +29,7 @@ def test_bundled_segmentation_model_loads_with_classes_and_palette():
     assert model is not None and DEFAULT_SEGMENTATION_WEIGHTS.is_file()
     assert len(card["classes"]) == len(card["palette"]) == card["num_classes"]
     assert model.inference_size == (240, 320)  # segments at the size it was trained at
-    assert card["command"].startswith("seafusion-train --joint ")  # trained on the bundled fusion model's images
+    assert card["command"].startswith("seafusion-train --joint ")  # the segmentation half of a joint run
 
 
 def test_bundled_models_see_the_demo_pedestrian_as_a_person():

@@ -3,8 +3,7 @@
 For every box that has labelled object pixels (its class in the mask), the contrast is the mean luma of
 those pixels minus the median luma of a 4-pixel ring just outside the box, in grey levels (0-255). With
 pseudo-masks the object pixels are the warm part of the box in the infrared image, so the infrared contrast
-is high by construction; what the table shows is how much of it a fused image keeps (in daylight the
-intensity loss lets the brighter visible background rise around a person, and the contrast drops).
+is high by construction; what the table shows is how much of it a fused image keeps.
 """
 
 from __future__ import annotations
@@ -16,19 +15,13 @@ import numpy as np
 from seafusion_ros.segmentation.pseudo_masks import Box, surrounding_ring
 
 RING_PX = 4
-_LUMA = np.array([0.299, 0.587, 0.114], np.float32)  # BT.601, the fusion network's Y
-
-
-def luma(rgb: np.ndarray) -> np.ndarray:
-    """H x W x 3 RGB, uint8 or float in [0, 1] -> H x W float32 luma in grey levels (0-255)."""
-    scale = 1.0 if rgb.dtype == np.uint8 else 255.0
-    return rgb.astype(np.float32) @ (_LUMA * scale)
 
 
 def box_contrasts(y: np.ndarray, mask: np.ndarray, boxes: Sequence[Box],
                   mask_class_of_box: Mapping[int, int]) -> list[tuple[int, float]]:
-    """(mask class, contrast) of every box whose class is in ``mask_class_of_box`` and that has at least
-    one pixel of that class inside it; boxes without labelled pixels (ignored or overruled) are skipped."""
+    """(mask class, contrast) on luma ``y`` (grey levels) of every box whose class is in ``mask_class_of_box``
+    and that has a pixel of that class inside it; boxes without labelled pixels (ignored, overruled) are
+    skipped."""
     found = []
     for box in boxes:
         cls = mask_class_of_box.get(box.cls)

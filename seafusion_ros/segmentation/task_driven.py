@@ -21,11 +21,12 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
+from seafusion_ros.colour import rgb_to_y
 from seafusion_ros.metrics.segmentation_metrics import ConfusionAccumulator
 from seafusion_ros.models.segmentation import BiSeNetLite, bisenet_lite, load_segmentation_model
 from seafusion_ros.segmentation.box_ap import average_precision, mask_detections
 from seafusion_ros.segmentation.labels import BOX_CLASSES
-from seafusion_ros.segmentation.object_contrast import ContrastAccumulator, luma
+from seafusion_ros.segmentation.object_contrast import ContrastAccumulator
 from seafusion_ros.segmentation.pseudo_masks import read_yolo_boxes
 from seafusion_ros.segmentation.segmentation_data import SegmentationDataset
 from seafusion_ros.segmentation.trainer import FINAL, LAST, SegmentationTrainConfig, train_segmentation
@@ -75,13 +76,14 @@ def evaluate_segmentation(model: BiSeNetLite, dataset: SegmentationDataset,
         confusion.update(predictions, masks.numpy())
         if boxes_dir is None:
             continue
-        for prediction, probability, image, mask in zip(predictions, probabilities, images, masks, strict=True):
+        lumas = rgb_to_y(images)[:, 0].mul(255.0).numpy()  # grey levels, the fusion network's Y
+        for prediction, probability, y, mask in zip(predictions, probabilities, lumas, masks, strict=True):
             stem = next(stems)
             classes = list(BOX_CLASS_OF_MASK_CLASS)
             closed = close_classes(prediction, classes, scoring.close_px)
             detections.append(mask_detections(closed, classes, probability, scoring.min_area))
             truth.append(read_yolo_boxes(Path(boxes_dir) / f"{stem}.txt", *prediction.shape))
-            contrast.update(luma(image.permute(1, 2, 0).numpy()), mask.numpy(), truth[-1], mask_class_of_box)
+            contrast.update(y, mask.numpy(), truth[-1], mask_class_of_box)
     scores = confusion.scores()
     result: dict[str, Any] = {"miou": scores.miou, "iou": dict(zip(names, scores.iou, strict=False))}
     if boxes_dir is not None:
