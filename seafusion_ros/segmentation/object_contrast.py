@@ -36,15 +36,16 @@ def box_contrasts(y: np.ndarray, mask: np.ndarray, boxes: Sequence[Box],
 
 
 class ContrastAccumulator:
-    """Mean contrast per class over many frames."""
+    """Mean contrast per class over many frames; ``names`` maps mask class -> name, and
+    ``mask_class_of_box`` box class -> mask class."""
 
-    def __init__(self, names: Mapping[int, str]) -> None:
+    def __init__(self, names: Mapping[int, str], mask_class_of_box: Mapping[int, int]) -> None:
         self.names = dict(names)
+        self.mask_class_of_box = dict(mask_class_of_box)
         self._values: dict[int, list[float]] = {cls: [] for cls in self.names}
 
-    def update(self, y: np.ndarray, mask: np.ndarray, boxes: Sequence[Box],
-               mask_class_of_box: Mapping[int, int]) -> None:
-        for cls, contrast in box_contrasts(y, mask, boxes, mask_class_of_box):
+    def update(self, y: np.ndarray, mask: np.ndarray, boxes: Sequence[Box]) -> None:
+        for cls, contrast in box_contrasts(y, mask, boxes, self.mask_class_of_box):
             self._values[cls].append(contrast)
 
     def means(self) -> dict[str, float | None]:

@@ -65,8 +65,8 @@ def evaluate_segmentation(model: BiSeNetLite, dataset: SegmentationDataset,
     model.eval().to(device)
     names = list(BOX_CLASSES.names)
     confusion = ConfusionAccumulator(model.num_classes)
-    contrast = ContrastAccumulator({m: names[m] for m in BOX_CLASS_OF_MASK_CLASS})
-    mask_class_of_box = {b: m for m, b in BOX_CLASS_OF_MASK_CLASS.items()}
+    contrast = ContrastAccumulator({m: names[m] for m in BOX_CLASS_OF_MASK_CLASS},
+                                   {b: m for m, b in BOX_CLASS_OF_MASK_CLASS.items()})
     detections, truth = [], []
     loader = DataLoader(dataset, batch_size=4, shuffle=False)
     stems = iter(dataset.stems)
@@ -83,7 +83,7 @@ def evaluate_segmentation(model: BiSeNetLite, dataset: SegmentationDataset,
             closed = close_classes(prediction, classes, scoring.close_px)
             detections.append(mask_detections(closed, classes, probability, scoring.min_area))
             truth.append(read_yolo_boxes(Path(boxes_dir) / f"{stem}.txt", *prediction.shape))
-            contrast.update(y, mask.numpy(), truth[-1], mask_class_of_box)
+            contrast.update(y, mask.numpy(), truth[-1])
     scores = confusion.scores()
     result: dict[str, Any] = {"miou": scores.miou, "iou": dict(zip(names, scores.iou, strict=False))}
     if boxes_dir is not None:
