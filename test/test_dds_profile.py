@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
@@ -20,10 +21,28 @@ def test_profile_gives_shared_memory_room_for_a_640x480_rgb_image():
 
 
 def test_a_profile_set_by_the_user_is_kept(monkeypatch):
+    monkeypatch.delenv(dds_profile.LEGACY_ENV, raising=False)
     monkeypatch.setenv(dds_profile.ENV, "/etc/my_profile.xml")
     assert dds_profile.use_large_image_profile() == "/etc/my_profile.xml"
     monkeypatch.delenv(dds_profile.ENV)
     assert dds_profile.use_large_image_profile() == str(dds_profile.PROFILE)
+
+
+def test_a_profile_set_under_the_fast_dds_2_name_is_kept(monkeypatch):
+    monkeypatch.delenv(dds_profile.ENV, raising=False)
+    monkeypatch.setenv(dds_profile.LEGACY_ENV, "/etc/my_profile.xml")
+    assert dds_profile.use_large_image_profile() == "/etc/my_profile.xml"
+    assert dds_profile.ENV not in os.environ
+
+
+def test_humble_and_jazzy_also_get_the_fast_dds_2_name(monkeypatch):
+    for distro, legacy in (("humble", True), ("jazzy", True), ("kilted", False)):
+        monkeypatch.delenv(dds_profile.ENV, raising=False)
+        monkeypatch.delenv(dds_profile.LEGACY_ENV, raising=False)
+        monkeypatch.setenv("ROS_DISTRO", distro)
+        assert dds_profile.use_large_image_profile() == str(dds_profile.PROFILE)
+        assert os.environ[dds_profile.ENV] == str(dds_profile.PROFILE)
+        assert (os.environ.get(dds_profile.LEGACY_ENV) == str(dds_profile.PROFILE)) is legacy, distro
 
 
 def test_module_prints_the_path_for_other_processes():
