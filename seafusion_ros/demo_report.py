@@ -23,6 +23,7 @@ from seafusion_ros.approximate_sync import pair_streams
 from seafusion_ros.bags.messages import TYPESTORE, deserialize_image, image_array
 from seafusion_ros.bags.replay_report import contact_sheet, summary_stats
 from seafusion_ros.evaluation.fusion_report import write_text_atomic
+from seafusion_ros.image_encoding import COLOUR_ORDER
 from seafusion_ros.image_pairs import write_image_atomic
 from seafusion_ros.stamps import stamp_to_ns
 from seafusion_ros.thermal_gain import ThermalGain
@@ -173,7 +174,7 @@ def _samples(run: DemoRun, partner: dict[int, int], count: int) -> list[dict[str
                 continue
             stamp, array = stamp_to_ns(msg.header.stamp), image_array(msg)
             if role == "rgb":
-                if msg.encoding.startswith("bgr"):
+                if COLOUR_ORDER.get(msg.encoding) == "bgr":
                     array = array[:, :, 2::-1]
                 images[stamp]["rgb"] = np.ascontiguousarray(array[..., :3]) if array.ndim == 3 else array
             else:

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from seafusion_ros.image_encoding import COLOUR_ENCODINGS, THERMAL_ENCODINGS, ImageLike, decode_image
+from seafusion_ros.image_encoding import COLOUR_ENCODINGS, COLOUR_ORDER, THERMAL_ENCODINGS, ImageLike, decode_image
 from seafusion_ros.registration import Registration
 
 
@@ -49,4 +49,4 @@ def prepare_pair(thermal_msg: ImageLike, rgb_msg: ImageLike, registration: Regis
         thermal, visible = registration.apply(thermal, visible)
     except ValueError as exc:
         raise BadInput("size_mismatch", str(exc)) from exc
-    return PreparedPair(thermal, visible, "bgr" if rgb_msg.encoding.startswith("bgr") else "rgb")
+    return PreparedPair(thermal, visible, COLOUR_ORDER[rgb_msg.encoding])
