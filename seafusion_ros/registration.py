@@ -6,7 +6,9 @@ camera baseline (or a dominant plane) one 3x3 homography ``H`` maps thermal pixe
 Without a homography the warp is scale-only (the two images cover the same field of view).
 
 The output grid is the RGB image, optionally resized to ``output_size``; the visible image is resized
-with it. The cv2.remap maps are computed once per (thermal size, RGB size) and reused for every frame.
+with it. The cv2.remap maps are computed once per (thermal size, RGB size) and reused for every frame;
+only the most recently used size pairs are kept, so a source that keeps changing resolution cannot grow
+memory without bound.
 
 Getting ``H`` from a calibration (see :func:`homography_from_calibration`):
 
@@ -22,6 +24,7 @@ temperatures into the automatic thermal gain's percentiles.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Sequence
 
 import cv2
@@ -29,6 +32,7 @@ import numpy as np
 
 REGISTRATION_MODES = ("none", "scale", "homography")
 IDENTITY_HOMOGRAPHY = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0)  # default of the node and seafusion-replay
+MAX_CACHED_MAPS = 4  # size pairs whose remap maps are kept: each holds two full-output-resolution maps
 
 
 def homography_from_calibration(
@@ -95,7 +99,8 @@ class Registration:
         self.mode = mode
         self.homography = _check_homography(homography) if mode == "homography" else None
         self.output_size = tuple(output_size) if output_size is not None else None
-        self._maps: dict[tuple[tuple[int, int], tuple[int, int]], tuple[np.ndarray, np.ndarray]] = {}
+        # (thermal size, RGB size) -> remap maps, least recently used first.
+        self._maps: OrderedDict[tuple[tuple[int, int], tuple[int, int]], tuple[np.ndarray, np.ndarray]] = OrderedDict()
 
     def output_shape(self, rgb_size: tuple[int, int]) -> tuple[int, int]:
         return self.output_size or rgb_size
@@ -113,7 +118,9 @@ class Registration:
         self, thermal_size: tuple[int, int], rgb_size: tuple[int, int]
     ) -> tuple[np.ndarray, np.ndarray]:
         key = (thermal_size, rgb_size)
-        if key not in self._maps:
+        if key in self._maps:
+            self._maps.move_to_end(key)
+        else:
             out_h, out_w = self.output_shape(rgb_size)
             # Pixel centres: x_cont = x + 0.5, so a pure scale maps centres onto centres as cv2.resize does.
             centre = np.array([[1, 0, 0.5], [0, 1, 0.5], [0, 0, 1]])
@@ -127,6 +134,8 @@ class Registration:
             map_x[~np.isfinite(map_x)] = -1.0
             map_y[~np.isfinite(map_y)] = -1.0
             self._maps[key] = cv2.convertMaps(map_x, map_y, cv2.CV_16SC2)
+            if len(self._maps) > MAX_CACHED_MAPS:
+                self._maps.popitem(last=False)
         return self._maps[key]
 
     def warp_thermal(self, thermal: np.ndarray, rgb_size: tuple[int, int]) -> np.ndarray:

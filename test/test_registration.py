@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from seafusion_ros.registration import Registration, homography_from_calibration
+from seafusion_ros.registration import MAX_CACHED_MAPS, Registration, homography_from_calibration
 
 
 def _ramp(height: int, width: int, dtype=np.uint16) -> np.ndarray:
@@ -51,6 +51,21 @@ def test_remap_maps_are_computed_once_per_size_pair():
     assert len(reg._maps) == 1 and reg._maps[((60, 80), (120, 160))] is maps
     reg.warp_thermal(_ramp(30, 40), (120, 160))
     assert len(reg._maps) == 2
+
+
+def test_remap_map_cache_keeps_the_most_recently_used_size_pairs_and_never_changes_output():
+    h = [1.1, 0.03, 4, -0.02, 1.05, 2, 1e-4, 0, 1]
+    reg = Registration("homography", h)
+    rng = np.random.default_rng(0)
+    thermals = [rng.random((40 + 6 * i, 50 + 8 * i)).astype(np.float32) for i in range(6)]
+    order = [0, 1, 2, 3, 0, 4, 5, 1]  # size 0 is used again before sizes 4 and 5 push older ones out
+    for index in order:
+        warped = reg.warp_thermal(thermals[index], (90, 120))
+        assert len(reg._maps) <= MAX_CACHED_MAPS
+        np.testing.assert_array_equal(warped, Registration("homography", h).warp_thermal(thermals[index], (90, 120)))
+    recent_first = list(dict.fromkeys(reversed(order)))
+    expected = [(thermals[i].shape, (90, 120)) for i in reversed(recent_first[:MAX_CACHED_MAPS])]
+    assert len(thermals) > MAX_CACHED_MAPS and list(reg._maps) == expected
 
 
 def test_none_mode_passes_matching_sizes_and_names_the_fix_for_mismatch():
