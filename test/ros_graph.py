@@ -23,7 +23,10 @@ import rclpy
 import torch
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.context import Context
+from rclpy.executors import SingleThreadedExecutor
+from rclpy.lifecycle import TransitionCallbackReturn
 from rclpy.node import Node
+from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image
 from std_msgs.msg import String
@@ -34,6 +37,7 @@ from seafusion_ros.models.segmentation import ARCH, bisenet_lite, segmentation_c
 from seafusion_ros.ros.background_spinner import BackgroundSpinner
 from seafusion_ros.ros.dds_profile import use_large_image_profile
 from seafusion_ros.ros.image_conversion import numpy_to_image
+from seafusion_ros.ros.node import SeaFusionNode
 
 REPO = Path(__file__).resolve().parents[1]
 DOMAIN_ID = 1 + os.getpid() % 100
@@ -271,3 +275,54 @@ class Probe:
         self.node.destroy_node()
         if self.own_context:
             self.context.try_shutdown()
+
+
+def in_process_node(context: Context, weights: Path, **params: Any) -> SeaFusionNode:
+    """The node in this process, unconfigured, with the small random test segmenter; params a__b = a.b."""
+    overrides = [
+        Parameter(k.replace("__", "."), value=v)
+        for k, v in {
+            "autostart": False,
+            "fusion_weights": str(weights),
+            "torch_threads": 1,
+            "qos.reliability": "reliable",
+            "diagnostics.period": 0.2,
+            "diagnostics.input_timeout": 0.5,
+            **params,
+        }.items()
+    ]
+    card = {"classes": TEST_CLASSES, "palette": TEST_PALETTE}
+    return SeaFusionNode(
+        context=context, parameter_overrides=overrides, segmenter=random_segmenter(), segmenter_card=card
+    )
+
+
+def small_pair(stamp: int) -> tuple[Image, Image]:
+    """A 48 x 64 16UC1 thermal + rgb8 pair with this stamp (ns)."""
+    return (
+        image_msg(thermal_frame(48, 64, 0), "16UC1", stamp),
+        image_msg(rgb_frame(48, 64, 0), "rgb8", stamp, "cam"),
+    )
+
+
+class RunningNode:
+    """A node spun on a thread with a probe beside it (the in-process lifecycle setting)."""
+
+    def __init__(self, context: Context, node: SeaFusionNode) -> None:
+        self.node = node
+        self.executor = SingleThreadedExecutor(context=context)
+        self.executor.add_node(node)
+        threading.Thread(target=self.executor.spin, daemon=True).start()
+        self.probe = Probe(context=context)
+
+    def activate(self) -> None:
+        assert self.node.trigger_configure() == TransitionCallbackReturn.SUCCESS
+        assert self.node.trigger_activate() == TransitionCallbackReturn.SUCCESS
+        self.probe.wait_for_node(30)
+        self.probe.wait_for_outputs_matched(("fused", "mask", "overlay"))
+
+    def close(self) -> None:
+        self.probe.close()
+        self.node.stop()
+        self.executor.shutdown(timeout_sec=1.0)
+        self.node.destroy_node()

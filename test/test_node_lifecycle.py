@@ -17,24 +17,20 @@ import torch
 from rclpy.context import Context
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.lifecycle import TransitionCallbackReturn
-from rclpy.parameter import Parameter
 from ros_graph import (
     DOMAIN_ID,
-    TEST_CLASSES,
-    TEST_PALETTE,
     Probe,
+    RunningNode,
     image_msg,
-    random_segmenter,
-    rgb_frame,
+    in_process_node,
+    small_pair,
     stamp_ns,
-    thermal_frame,
     write_random_fusion_weights,
 )
 
 from seafusion_ros.approximate_sync import ApproximateTimeSync
 from seafusion_ros.engine import FusionEngine
 from seafusion_ros.ros.image_conversion import image_to_numpy
-from seafusion_ros.ros.node import SeaFusionNode
 from seafusion_ros.ros.parameters import ParameterError, config_from_values
 from seafusion_ros.stamps import stamp_to_ns
 
@@ -47,34 +43,8 @@ def context():
     ctx.try_shutdown()
 
 
-def _node(context: Context, weights, **params) -> SeaFusionNode:
-    overrides = [
-        Parameter(k.replace("__", "."), value=v)
-        for k, v in {
-            "autostart": False,
-            "fusion_weights": str(weights),
-            "torch_threads": 1,
-            "qos.reliability": "reliable",
-            "diagnostics.period": 0.2,
-            "diagnostics.input_timeout": 0.5,
-            **params,
-        }.items()
-    ]
-    card = {"classes": TEST_CLASSES, "palette": TEST_PALETTE}
-    return SeaFusionNode(
-        context=context, parameter_overrides=overrides, segmenter=random_segmenter(), segmenter_card=card
-    )
-
-
-def _pair(stamp: int):
-    return (
-        image_msg(thermal_frame(48, 64, 0), "16UC1", stamp),
-        image_msg(rgb_frame(48, 64, 0), "rgb8", stamp, "cam"),
-    )
-
-
 def test_configure_activate_deactivate_reactivate_cleanup(context, tmp_path):
-    node = _node(context, write_random_fusion_weights(tmp_path / "fusion.pt"))
+    node = in_process_node(context, write_random_fusion_weights(tmp_path / "fusion.pt"))
     executor = SingleThreadedExecutor(context=context)
     executor.add_node(node)
     spinner = threading.Thread(target=executor.spin, daemon=True)
@@ -94,7 +64,7 @@ def test_configure_activate_deactivate_reactivate_cleanup(context, tmp_path):
         assert diag["_level"] == "1" and "subscriber QoS: reliable, keep_last depth 5" in diag["_message"]
         probe.wait_for_node(30)
         probe.wait_for_outputs_matched(("fused", "mask", "overlay"))
-        probe.publish(*_pair(int(1e9)))
+        probe.publish(*small_pair(int(1e9)))
         probe.wait_for(lambda: len(probe.outputs("overlay")) == 1, 30, "overlay after activation")
         assert len(probe.outputs("mask")) == 1 and stamp_ns(probe.outputs("fused")[0]) == int(1e9)
 
@@ -102,7 +72,7 @@ def test_configure_activate_deactivate_reactivate_cleanup(context, tmp_path):
         assert node.engine is None  # models freed (GPU memory released when on CUDA)
         assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
         assert node.engine is not None
-        probe.publish(*_pair(int(2e9)))
+        probe.publish(*small_pair(int(2e9)))
         probe.wait_for(lambda: len(probe.outputs("fused")) == 2, 30, "output after reactivation")
 
         assert node.trigger_deactivate() == TransitionCallbackReturn.SUCCESS
@@ -117,7 +87,7 @@ def test_configure_activate_deactivate_reactivate_cleanup(context, tmp_path):
 
 def test_configure_fails_cleanly_on_invalid_values(context, tmp_path):
     weights = write_random_fusion_weights(tmp_path / "fusion.pt")
-    node = _node(context, weights, **{"registration__mode": "homography", "registration__homography": [0.0] * 9})
+    node = in_process_node(context, weights, registration__mode="homography", registration__homography=[0.0] * 9)
     try:
         assert node.trigger_configure() == TransitionCallbackReturn.FAILURE
         assert node.engine is None
@@ -149,29 +119,6 @@ def test_config_validation_lists_every_problem():
     assert cfg.slop_ns == 20_000_000 and cfg.output_size == (240, 320)
 
 
-class _Running:
-    """A node spun on a thread with a probe beside it (the in-process lifecycle setting)."""
-
-    def __init__(self, context: Context, node: SeaFusionNode) -> None:
-        self.node = node
-        self.executor = SingleThreadedExecutor(context=context)
-        self.executor.add_node(node)
-        threading.Thread(target=self.executor.spin, daemon=True).start()
-        self.probe = Probe(context=context)
-
-    def activate(self) -> None:
-        assert self.node.trigger_configure() == TransitionCallbackReturn.SUCCESS
-        assert self.node.trigger_activate() == TransitionCallbackReturn.SUCCESS
-        self.probe.wait_for_node(30)
-        self.probe.wait_for_outputs_matched(("fused", "mask", "overlay"))
-
-    def close(self) -> None:
-        self.probe.close()
-        self.node.stop()
-        self.executor.shutdown(timeout_sec=1.0)
-        self.node.destroy_node()
-
-
 def _workers() -> int:
     return sum(thread.name == "seafusion_worker" and thread.is_alive() for thread in threading.enumerate())
 
@@ -181,12 +128,12 @@ def test_mono8_honours_minmax_and_warm_up_runs_at_the_first_frame_size(context, 
     warmup = FusionEngine.warmup
     monkeypatch.setattr(FusionEngine, "warmup",
                         lambda engine, h, w, segment=False: (warmed.append((h, w)), warmup(engine, h, w, segment)))
-    run = _Running(context, _node(context, write_random_fusion_weights(tmp_path / "fusion.pt"),
+    run = RunningNode(context, in_process_node(context, write_random_fusion_weights(tmp_path / "fusion.pt"),
                                   output__encoding="mono8", normalize="minmax"))
     try:
         run.activate()
         assert warmed == []  # no output size configured: nothing to guess at configure time
-        run.probe.publish(*_pair(int(1e9)))
+        run.probe.publish(*small_pair(int(1e9)))
         run.probe.wait_for(lambda: len(run.probe.outputs("fused")) == 1, 30, "the fused mono8 image")
         fused = image_to_numpy(run.probe.outputs("fused")[0])
         assert fused.shape == (48, 64) and (fused.min(), fused.max()) == (0, 255)  # stretched per frame
@@ -198,7 +145,7 @@ def test_mono8_honours_minmax_and_warm_up_runs_at_the_first_frame_size(context, 
 def test_warm_up_runs_at_the_configured_output_size_at_configure(context, tmp_path, monkeypatch):
     warmed: list[tuple[int, int]] = []
     monkeypatch.setattr(FusionEngine, "warmup", lambda engine, h, w, segment=False: warmed.append((h, w)))
-    node = _node(context, write_random_fusion_weights(tmp_path / "fusion.pt"),
+    node = in_process_node(context, write_random_fusion_weights(tmp_path / "fusion.pt"),
                  registration__output_width=32, registration__output_height=24)
     try:
         assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
@@ -208,7 +155,7 @@ def test_warm_up_runs_at_the_configured_output_size_at_configure(context, tmp_pa
 
 
 def test_reactivation_never_starts_a_second_worker_beside_a_busy_one(context, tmp_path):
-    run = _Running(context, _node(context, write_random_fusion_weights(tmp_path / "fusion.pt")))
+    run = RunningNode(context, in_process_node(context, write_random_fusion_weights(tmp_path / "fusion.pt")))
     node = run.node
     busy, release = threading.Event(), threading.Event()
     process = node._process
@@ -221,7 +168,7 @@ def test_reactivation_never_starts_a_second_worker_beside_a_busy_one(context, tm
     node._process = stuck_process
     try:
         run.activate()
-        run.probe.publish(*_pair(int(1e9)))
+        run.probe.publish(*small_pair(int(1e9)))
         assert busy.wait(30)
         node.worker_join_timeout = 0.2
         assert node.trigger_deactivate() == TransitionCallbackReturn.SUCCESS
@@ -232,7 +179,7 @@ def test_reactivation_never_starts_a_second_worker_beside_a_busy_one(context, tm
         node.worker_join_timeout = 30.0
         assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS  # waits for the old one to finish
         assert _workers() == 1
-        run.probe.publish(*_pair(int(2e9)))
+        run.probe.publish(*small_pair(int(2e9)))
         run.probe.wait_for(lambda: any(stamp_ns(m) == int(2e9) for m in run.probe.outputs("fused")), 30,
                            "output after reactivation")
     finally:
@@ -240,9 +187,43 @@ def test_reactivation_never_starts_a_second_worker_beside_a_busy_one(context, tm
         run.close()
 
 
+def test_a_worker_that_outlives_deactivation_does_not_publish(context, tmp_path):
+    weights = write_random_fusion_weights(tmp_path / "fusion.pt")
+    run = RunningNode(context, in_process_node(context, weights, warmup=False))  # the first fuse is the pair's
+    node = run.node
+    busy, release = threading.Event(), threading.Event()
+    try:
+        run.activate()
+        fuse = node.engine.fuse
+
+        def stuck_fuse(*args, **kwargs):  # an inference that hangs past the join timeout, then finishes
+            busy.set()
+            release.wait(60)
+            return fuse(*args, **kwargs)
+
+        node.engine.fuse = stuck_fuse
+        run.probe.publish(*small_pair(int(1e9)))
+        assert busy.wait(30)
+        node.worker_join_timeout = 0.2
+        assert node.trigger_deactivate() == TransitionCallbackReturn.SUCCESS
+        worker = node._worker
+        assert worker is not None and worker.is_alive()
+        release.set()
+        worker.join(30)
+        assert not worker.is_alive()
+        assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
+        run.probe.publish(*small_pair(int(2e9)))
+        # Outputs of one reliable publisher arrive in order: had the stale pair been published, it would be here.
+        run.probe.wait_for(lambda: len(run.probe.outputs("fused")) >= 1, 30, "output after reactivation")
+        assert [stamp_ns(m) for m in run.probe.outputs("fused")] == [int(2e9)]
+    finally:
+        release.set()
+        run.close()
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA: checks that deactivation frees GPU memory")
 def test_deactivation_moves_both_models_off_the_gpu(context, tmp_path):
-    node = _node(context, write_random_fusion_weights(tmp_path / "fusion.pt"), device="cuda")
+    node = in_process_node(context, write_random_fusion_weights(tmp_path / "fusion.pt"), device="cuda")
     try:
         assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
         assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
@@ -290,20 +271,20 @@ def test_message_filters_sync_misses_ignore_bad_pairs(context, tmp_path, monkeyp
     fake = types.ModuleType("message_filters")
     fake.SimpleFilter, fake.ApproximateTimeSynchronizer = _SimpleFilter, _ApproximateTimeSynchronizer
     monkeypatch.setitem(sys.modules, "message_filters", fake)
-    run = _Running(context, _node(context, write_random_fusion_weights(tmp_path / "fusion.pt"),
+    run = RunningNode(context, in_process_node(context, write_random_fusion_weights(tmp_path / "fusion.pt"),
                                   sync__queue_size=1, sync__slop=0.01))
     probe = run.probe
     try:
         run.activate()
         assert run.node.synchroniser == "message_filters"
         nan = image_msg(np.full((48, 64), np.nan, np.float32), "32FC1", int(1e9))
-        probe.publish(nan, _pair(int(1e9))[1])  # paired, then refused by the worker: not a sync miss
+        probe.publish(nan, small_pair(int(1e9))[1])  # paired, then refused by the worker: not a sync miss
         probe.wait_for(lambda: probe.counter("bad_input_nan_thermal") == 1, 30, "the NaN pair")
-        probe.publish(_pair(int(2e9))[0], None)
+        probe.publish(small_pair(int(2e9))[0], None)
         probe.wait_for(lambda: probe.counter("thermal_received") == 2, 30, "the lone thermal image")
-        probe.publish(_pair(int(3e9))[0], None)  # evicts the lone one from the queue of 1: one real miss
+        probe.publish(small_pair(int(3e9))[0], None)  # evicts the lone one from the queue of 1: one real miss
         probe.wait_for(lambda: probe.counter("thermal_received") == 3, 30, "the third thermal image")
-        probe.publish(None, _pair(int(3e9))[1])
+        probe.publish(None, small_pair(int(3e9))[1])
         probe.wait_for(lambda: probe.counter("processed") == 1 and probe.counter("sync_misses") == 1, 30,
                        "one processed pair and exactly one sync miss")
     finally:

@@ -408,7 +408,7 @@ class SeaFusionNode(LifecycleNode):
             if worker.is_alive():
                 self.get_logger().warning(
                     f"the worker is still processing a pair after {self.worker_join_timeout:g} s; "
-                    "it exits when that pair is done"
+                    "it exits when that pair is done, without publishing it"
                 )
                 return False
         self._worker = None
@@ -461,6 +461,8 @@ class SeaFusionNode(LifecycleNode):
                           segment=want_mask or want_overlay,
                           mono=want_fused and cfg.output_encoding == "mono8")
         t2 = time.perf_counter()
+        if self._stop:  # deactivated while this pair was in the engine (the worker outlived the join timeout)
+            return
         header = rgb_msg.header
         if want_fused:
             if cfg.output_encoding == "mono8":
