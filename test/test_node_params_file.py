@@ -3,7 +3,8 @@
 Two instances in different namespaces share config/seafusion.yaml (plus an override file): each
 reads its parameters, pairs its own inputs only, and the first one shows that pairs are dropped
 (and counted) when input outruns the worker and that outputs nobody subscribes to are not computed.
-Invalid parameters end the process at start-up with a message naming the parameter.
+Invalid parameters end the process at start-up with a message naming the parameter; a misspelled
+key is named in a warning.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ def cameras(tmp_path_factory):
         "fusion_weights": str(write_random_fusion_weights(tmp / "fusion.pt")),
         "torch_threads": 1,
         "qos": {"reliability": "reliable", "depth": 77},
-        "sync": {"mode": "exact", "queue_size": 50},
+        "sync": {"mode": "exact", "queue_size": 50, "slope": 0.1},  # a typo: warned about, else ignored
         "registration": {"mode": "scale"},
         "output": {"encoding": "bgr8"},
         "outputs": {"mask": False, "overlay": False},
@@ -89,6 +90,13 @@ def test_params_files_load_in_each_namespace(cameras):
         assert diag["input_qos"] == "reliable, keep_last depth 77"
         assert diag["sync_mode"] == "exact" and diag["segmentation"] == "off"
         assert diag["thermal_topic"] == f"/{ns}/thermal/image_raw"
+
+
+def test_a_misspelled_key_is_named_with_the_closest_parameter(cameras):
+    nodes, probes = cameras
+    warning = "unknown parameter 'sync.slope' ignored (seafusion_node has no such parameter): did you mean 'sync.slop'?"
+    probes["cam_a"].wait_for(lambda: warning in nodes["cam_a"].log(), 30, "the misspelled-key warning")
+    assert probes["cam_a"].latest_diagnostics("/cam_a/seafusion_node")["state"] == "active"  # a warning only
 
 
 def test_unsubscribed_outputs_are_not_computed_then_bursts_drop_pairs(cameras):

@@ -2,8 +2,10 @@
 
 Topics (relative, so namespaces and remaps give multi-camera setups):
 
-* in  ``thermal/image_raw`` (mono8/mono16/16UC1/32FC1), ``rgb/image_raw`` (rgb8/bgr8/rgba8/bgra8/mono8),
-  QoS from ``qos.reliability`` / ``qos.depth`` (default best effort, keep last 5);
+* in  ``thermal/image_raw`` (mono8/8UC1/mono16/16UC1/32FC1), ``rgb/image_raw``
+  (rgb8/bgr8/rgba8/bgra8/mono8, cv_bridge passthrough 8UC1/8UC3/8UC4 read as mono8/bgr8/bgra8, and
+  packed yuv422 (UYVY) / yuv422_yuy2 (YUYV)), QoS from ``qos.reliability`` / ``qos.depth`` (default best
+  effort, keep last 5);
 * out (reliable) ``fused/image`` (``output.encoding``), ``segmentation/mask`` (mono8 class ids),
   ``segmentation/overlay`` (rgb8), each with the RGB input's header; outputs without subscribers are
   not computed;
@@ -20,7 +22,14 @@ publishers/subscriptions; activate = start the worker (refused while a previous 
 deactivate = stop it, free the fusion model and move the segmenter to the CPU (GPU memory); cleanup =
 destroy the entities. Warm-up runs at the real frames' size: the configured output size at load, else
 the first RGB message's registered size, in the worker before the first pair. With ``autostart``
-(default) a plain run does configure and activate itself.
+(default) a plain run does configure and activate itself. A worker still busy after deactivation's join
+timeout finishes its pair without publishing it.
+
+Parameters (``ros2 param set``): invalid values are refused when set, with the reason. On a configured
+node (inactive or active) the live ones (output encoding, overlay alpha, normalize, thermal gain,
+registration mode and homography, sync mode, queue size and slop, input timeout) apply to the next pair,
+and changes to the others are refused until the node is cleaned up; ``autostart`` is read-only.
+Parameter names the node does not have (a misspelled params-file key) are named in a warning.
 """
 
 from __future__ import annotations
@@ -37,9 +46,11 @@ import numpy as np
 import rclpy
 import torch
 from diagnostic_msgs.msg import DiagnosticArray
+from rcl_interfaces.msg import SetParametersResult
 from rclpy.exceptions import ParameterException
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
+from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image
 from std_msgs.msg import String
@@ -59,8 +70,18 @@ from seafusion_ros.ros.image_conversion import (
     check_layout,
     numpy_to_image,
 )
-from seafusion_ros.ros.parameters import NodeConfig, ParameterError, declare_parameters, read_config
+from seafusion_ros.ros.parameters import (
+    SPECS,
+    NodeConfig,
+    ParameterError,
+    check_change,
+    current_values,
+    declare_parameters,
+    read_config,
+    unknown_parameter_warnings,
+)
 from seafusion_ros.stamps import stamp_to_ns
+from seafusion_ros.thermal_gain import ThermalGain
 from seafusion_ros.weights import classes_and_palette, load_segmenter
 
 NODE_NAME = "seafusion_node"
@@ -87,6 +108,9 @@ class SeaFusionNode(LifecycleNode):
     ) -> None:
         super().__init__(node_name, **kwargs)
         declare_parameters(self)
+        for warning in unknown_parameter_warnings(n for n in self._parameter_overrides if not self.has_parameter(n)):
+            self.get_logger().warning(warning)
+        self.add_on_set_parameters_callback(self._on_set_parameters)
         self._given_segmenter = segmenter
         self._given_card = dict(segmenter_card or {})
         self.config: NodeConfig | None = None
@@ -130,11 +154,11 @@ class SeaFusionNode(LifecycleNode):
             self._load_engine()
         except (ParameterError, ValueError, FileNotFoundError) as exc:
             self.get_logger().error(f"configuration failed: {exc}")
-            self.engine = None
+            self.engine, self.config = None, None
             return TransitionCallbackReturn.FAILURE
         except Exception:  # rclpy's lifecycle would swallow it unlogged (out of GPU memory, permissions...)
             self.get_logger().error(f"configuration failed:\n{traceback.format_exc()}")
-            self.engine = None
+            self.engine, self.config = None, None
             return TransitionCallbackReturn.FAILURE
         self._create_entities()
         segmentation = "on" if self._segmenter is not None else "off"
@@ -190,6 +214,41 @@ class SeaFusionNode(LifecycleNode):
         self._destroy_entities()
         self._release_engine()
         return TransitionCallbackReturn.SUCCESS
+
+    # ----- parameters ----------------------------------------------------------------------------
+
+    def _on_set_parameters(self, params: list[Parameter]) -> SetParametersResult:
+        """Refuse what would not be used (or is invalid) with the reason; apply live values at once."""
+        changes = {p.name: p.value for p in params if p.name in SPECS}
+        if not changes:
+            return SetParametersResult(successful=True)
+        try:
+            config, changed = check_change(current_values(self), changes, configured=self.config is not None)
+            registration = self.registration
+            if config is not None and changed & {"registration.mode", "registration.homography"}:
+                registration = Registration(config.registration_mode, config.homography, config.output_size)
+        except (ParameterError, ValueError) as exc:
+            self.get_logger().warning(f"parameter change refused: {exc}")
+            return SetParametersResult(successful=False, reason=str(exc))
+        if config is not None and changed:
+            self._apply_live(config, changed, registration)
+        return SetParametersResult(successful=True)
+
+    def _apply_live(self, config: NodeConfig, changed: set[str], registration: Registration) -> None:
+        """Switch to a validated configuration that differs from the current one in live parameters only.
+
+        The worker reads the config, registration and gain once per pair, so each pair sees either the
+        old values or the new ones.
+        """
+        self.config, self.registration = config, registration
+        engine = self.engine  # None while inactive: activation builds the engine from self.config
+        if engine is not None:
+            engine.normalize = config.normalize
+            if any(name.startswith("thermal_gain.") for name in changed):
+                engine.gain = ThermalGain(config.thermal_gain)
+        if any(name.startswith("sync.") for name in changed):
+            self._create_sync()
+        self.get_logger().info(f"applied at once: {', '.join(sorted(changed))}")
 
     def _load_segmenter(self) -> None:
         cfg = self.config
