@@ -166,6 +166,10 @@ def test_each_bad_input_is_reported_and_the_node_keeps_working(graph):
     empty.header.stamp.sec = 500
     _send_until_counted(probe, "zero_size", None, empty)
 
+    odd = Image(height=HEIGHT, width=7, encoding="yuv422", step=14, data=bytes(14 * HEIGHT))
+    odd.header.stamp.sec = 500
+    _send_until_counted(probe, "odd_width", None, odd)
+
     nan = thermal_frame(HEIGHT, WIDTH, 0).astype(np.float32)
     nan[10:20, 30:40] = np.nan
     _send_until_counted(probe, "nan_thermal", image_msg(nan, "32FC1", stamp), _good_pair(stamp)[1])
@@ -180,7 +184,9 @@ def test_each_bad_input_is_reported_and_the_node_keeps_working(graph):
 
     stamp += int(1e9)
     count = len(probe.outputs("fused"))
-    probe.publish(*_good_pair(stamp))
+    thermal, rgb = _good_pair(stamp)
+    rgb.encoding = "8UC3"  # cv_bridge passthrough of the same BGR bytes
+    probe.publish(thermal, rgb)
     probe.wait_for(lambda: len(probe.outputs("fused")) > count, 30, "a fused image after the bad input")
     assert stamp_ns(probe.outputs("fused")[-1]) == stamp
     assert node.alive()
@@ -189,6 +195,7 @@ def test_each_bad_input_is_reported_and_the_node_keeps_working(graph):
         "unknown_encoding",
         "short_data",
         "zero_size",
+        "odd_width",
         "nan_thermal",
         "size_mismatch",
         "stamp_backwards",

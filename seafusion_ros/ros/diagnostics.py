@@ -19,6 +19,7 @@ BAD_INPUT_KINDS = (
     "unknown_encoding",
     "short_data",
     "zero_size",
+    "odd_width",
     "nan_thermal",
     "size_mismatch",
     "stamp_backwards",
