@@ -1,8 +1,10 @@
-"""Shared test fixtures: where ../shared lives, and a small random fusion checkpoint."""
+"""Shared test fixtures: where ../shared lives, a small random fusion checkpoint, an rclpy context."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -38,3 +40,19 @@ def random_fusion_weights(tmp_path: Path) -> Path:
     """A randomly initialised fusion network in our checkpoint format (fast, valid, meaningless)."""
     torch.manual_seed(0)
     return save_checkpoint(tmp_path / "random_fusion.pt", seafusion(), "seafusion", {"name": "random test model"})
+
+
+@pytest.fixture
+def context() -> Iterator[Any]:
+    """A fresh rclpy context in this test session's ROS domain, shut down after the test.
+
+    rclpy is imported here, not at the top, so the ROS-free tests run where ROS is not installed.
+    """
+    import rclpy
+    from rclpy.context import Context
+    from ros_graph import DOMAIN_ID
+
+    ctx = Context()
+    rclpy.init(context=ctx, domain_id=DOMAIN_ID)
+    yield ctx
+    ctx.try_shutdown()

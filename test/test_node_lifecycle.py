@@ -12,13 +12,10 @@ import types
 
 import numpy as np
 import pytest
-import rclpy
 import torch
-from rclpy.context import Context
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.lifecycle import TransitionCallbackReturn
 from ros_graph import (
-    DOMAIN_ID,
     Probe,
     RunningNode,
     image_msg,
@@ -33,14 +30,6 @@ from seafusion_ros.engine import FusionEngine
 from seafusion_ros.ros.image_conversion import image_to_numpy
 from seafusion_ros.ros.parameters import ParameterError, config_from_values
 from seafusion_ros.stamps import stamp_to_ns
-
-
-@pytest.fixture
-def context():
-    ctx = Context()
-    rclpy.init(context=ctx, domain_id=DOMAIN_ID)
-    yield ctx
-    ctx.try_shutdown()
 
 
 def test_configure_activate_deactivate_reactivate_cleanup(context, tmp_path):

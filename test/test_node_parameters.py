@@ -12,26 +12,15 @@ from __future__ import annotations
 import time
 
 import numpy as np
-import pytest
-import rclpy
-from rclpy.context import Context
 from rclpy.lifecycle import TransitionCallbackReturn
 from rclpy.parameter import Parameter
 from rclpy.parameter_client import AsyncParameterClient
-from ros_graph import DOMAIN_ID, RunningNode, in_process_node, small_pair, stamp_ns, write_random_fusion_weights
+from ros_graph import RunningNode, in_process_node, small_pair, stamp_ns, write_random_fusion_weights
 from sensor_msgs.msg import Image
 
 from seafusion_ros.approximate_sync import ExactTimeSync
 from seafusion_ros.ros.image_conversion import image_to_numpy
 from seafusion_ros.ros.parameters import PARAMETERS, check_change, unknown_parameter_warnings
-
-
-@pytest.fixture
-def context():
-    ctx = Context()
-    rclpy.init(context=ctx, domain_id=DOMAIN_ID)
-    yield ctx
-    ctx.try_shutdown()
 
 
 class _ParamService:
