@@ -68,6 +68,35 @@ def test_table_chart_and_resume(small_data, tmp_path):
     assert json.loads((out / "task_driven.json").read_text())["inputs"] == report["inputs"]
 
 
+def test_a_run_with_other_settings_is_not_reused(small_data, tmp_path, capsys):
+    out = tmp_path / "task"
+
+    def argv(epochs: str = "1", size: str = "48x64") -> list[str]:
+        return ["task", "--data", str(small_data), "--no-single", "--fused", f"released={small_data / 'fused'}",
+                "--out", str(out), "--epochs", epochs, "--batch-size", "2", "--size", size, "--threads", "1",
+                "--no-progress"]
+
+    assert main(argv()) == 0
+    finished = (out / "released" / "segmentation.pt").stat().st_mtime_ns
+    report = (out / "task_driven.json").read_text()
+    capsys.readouterr()
+    assert main(argv(epochs="2")) == 2  # into the folder of an --epochs 1 run
+    err = capsys.readouterr().err
+    assert "holds a run with other settings (epochs 1 there, 2 now)" in err and str(out / "released") in err
+    assert main(argv(size="32x64")) == 2
+    assert "size [48, 64] there, [32, 64] now" in capsys.readouterr().err
+    assert (out / "released" / "segmentation.pt").stat().st_mtime_ns == finished
+    assert (out / "task_driven.json").read_text() == report  # the earlier report is left as it was
+
+
+@pytest.mark.parametrize("args", [("--epochs", "0"), ("--batch-size", "-1"), ("--lr", "0"), ("--threads", "-2")])
+def test_meaningless_numbers_are_refused_at_parse_time(tmp_path, capsys, args):
+    with pytest.raises(SystemExit) as info:
+        main(["task", "--data", str(tmp_path), "--out", str(tmp_path / "o"), *args])
+    assert info.value.code == 2 and f"argument {args[0]}" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
+
+
 def test_incomplete_fused_folder_is_refused(small_data, tmp_path, capsys):
     partial = tmp_path / "partial"
     partial.mkdir()

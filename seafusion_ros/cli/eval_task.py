@@ -20,6 +20,7 @@ from pathlib import Path
 
 import torch
 
+from seafusion_ros.cli.number_arguments import non_negative_int, positive_float, positive_int
 from seafusion_ros.cli.size_argument import parse_size
 from seafusion_ros.segmentation.pseudo_masks import write_pseudo_masks
 from seafusion_ros.segmentation.seed_summary import summarise_seeds, write_seed_report
@@ -61,17 +62,17 @@ def build_parser() -> argparse.ArgumentParser:
                    help="fused images of one method (same stems); repeat to compare methods")
     p.add_argument("--out", required=True, type=Path, help="output folder")
     p.add_argument("--no-single", action="store_true", help="skip the infrared-only and visible-only runs")
-    p.add_argument("--epochs", type=int, default=150)
-    p.add_argument("--batch-size", type=int, default=8)
-    p.add_argument("--lr", type=float, default=0.01)
+    p.add_argument("--epochs", type=positive_int, default=150)
+    p.add_argument("--batch-size", type=positive_int, default=8)
+    p.add_argument("--lr", type=positive_float, default=0.01)
     p.add_argument("--size", type=parse_size, default=(120, 160), help="working size HxW")
-    p.add_argument("--close-px", type=int, default=BoxScoring.close_px, help="closing before components")
+    p.add_argument("--close-px", type=non_negative_int, default=BoxScoring.close_px, help="closing before components")
     seeds = p.add_mutually_exclusive_group()
-    seeds.add_argument("--seed", type=int, default=0, help="one training seed (runs in OUT/NAME)")
+    seeds.add_argument("--seed", type=non_negative_int, default=0, help="one training seed (runs in OUT/NAME)")
     seeds.add_argument("--seeds", type=_seed_list, metavar="LIST",
                        help="several seeds, e.g. 0-4 or 0,2,5: runs in OUT/seed_N, OUT/task_driven.* summarise them")
     p.add_argument("--device", default="cpu")
-    p.add_argument("--threads", type=int, default=0, help="CPU threads for torch (0 = torch default)")
+    p.add_argument("--threads", type=non_negative_int, default=0, help="CPU threads for torch (0 = torch default)")
     p.add_argument("--no-progress", action="store_true")
     return p
 
@@ -123,10 +124,14 @@ def main(argv: list[str] | None = None) -> int:
         return run_task_driven(inputs, mask_dir, args.data / "detection_yolo", train, val, out_dir, config,
                                args.size, scoring, card)
 
-    if args.seeds is None:
-        run(args.seed, args.out)
-    else:
-        write_seed_report(summarise_seeds({s: run(s, args.out / f"seed_{s}") for s in args.seeds}), args.out)
+    try:
+        if args.seeds is None:
+            run(args.seed, args.out)
+        else:
+            write_seed_report(summarise_seeds({s: run(s, args.out / f"seed_{s}") for s in args.seeds}), args.out)
+    except (ValueError, FileNotFoundError) as exc:  # a run with other settings, an unreadable image
+        print(f"seafusion-eval task: error: {exc}", file=sys.stderr)
+        return 2
     print((args.out / "task_driven.md").read_text())
     return 0
 

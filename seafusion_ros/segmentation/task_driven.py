@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +23,7 @@ from torch.utils.data import DataLoader
 
 from seafusion_ros.colour import rgb_to_y
 from seafusion_ros.metrics.segmentation_metrics import ConfusionAccumulator
+from seafusion_ros.models.checkpoint import read_checkpoint
 from seafusion_ros.models.segmentation import BiSeNetLite, bisenet_lite, load_segmentation_model
 from seafusion_ros.segmentation.box_ap import average_precision, mask_detections
 from seafusion_ros.segmentation.labels import BOX_CLASSES
@@ -99,16 +100,50 @@ def evaluate_segmentation(model: BiSeNetLite, dataset: SegmentationDataset,
 def train_or_resume(name: str, image_dir: Path, mask_dir: Path, train_stems: list[str], out_dir: Path,
                     config: SegmentationTrainConfig, base_size: tuple[int, int],
                     card: Mapping[str, Any]) -> BiSeNetLite:
-    """Train one input's network in ``out_dir`` (skipped when finished, resumed when interrupted)."""
+    """Train one input's network in ``out_dir`` (skipped when finished, resumed when interrupted).
+
+    A finished or interrupted run is only reused when it was trained on the same images with the same
+    settings; otherwise ValueError names the differences (its scores would be reported under settings it
+    was never trained with).
+    """
+    for earlier in (out_dir / FINAL, out_dir / LAST):
+        if earlier.is_file():
+            _check_same_run(earlier, _run_settings(config, base_size, image_dir, len(train_stems)))
+            break
     if (out_dir / FINAL).is_file():
         return load_segmentation_model(out_dir / FINAL)[0]
     torch.manual_seed(config.seed)
     model = bisenet_lite(BOX_CLASSES.num_classes, inference_size=base_size)
     train_set = SegmentationDataset(image_dir, mask_dir, BOX_CLASSES.num_classes, train_stems, base_size,
                                     train=True, seed=config.seed)
-    full_card = {**card, **BOX_CLASSES.card(), "input": name, "images": str(image_dir)}
+    full_card = {**card, **BOX_CLASSES.card(), "input": name, "images": str(image_dir),
+                 "train_frames": len(train_stems)}
     train_segmentation(model, train_set, None, config, out_dir, full_card, resume=(out_dir / LAST).is_file())
     return model
+
+
+def _run_settings(config: SegmentationTrainConfig, base_size: tuple[int, int], image_dir: Path,
+                  train_frames: int) -> dict[str, Any]:
+    """What makes two runs of one input the same experiment (device and progress bars do not)."""
+    train = {k: v for k, v in asdict(config).items() if k not in ("device", "progress")}
+    return {"train_config": train, "inference_size": list(base_size), "images": str(image_dir),
+            "train_frames": train_frames}
+
+
+def _check_same_run(checkpoint: Path, wanted: Mapping[str, Any]) -> None:
+    card = read_checkpoint(checkpoint).get("model_card", {})
+    trained = card.get("train_config", {})  # a key an older version did not record is not compared
+    differences = [f"{key} {trained[key]!r} there, {value!r} now"
+                   for key, value in wanted["train_config"].items() if key in trained and trained[key] != value]
+    if card.get("inference_size") != wanted["inference_size"]:
+        differences.append(f"size {card.get('inference_size')} there, {wanted['inference_size']} now")
+    if "images" in card and Path(card["images"]).resolve() != Path(wanted["images"]).resolve():
+        differences.append(f"images {card['images']} there, {wanted['images']} now")
+    if card.get("train_frames", wanted["train_frames"]) != wanted["train_frames"]:
+        differences.append(f"{card['train_frames']} training frames there, {wanted['train_frames']} now")
+    if differences:
+        raise ValueError(f"{checkpoint.parent} holds a run with other settings ({'; '.join(differences)}): "
+                         "use another --out, or remove that folder to train it again")
 
 
 def run_task_driven(inputs: Mapping[str, Path], mask_dir: Path, boxes_dir: Path, train_stems: list[str],
