@@ -64,9 +64,41 @@ def test_short_real_training_lowers_the_loss_and_resumes(msrs_dev, tmp_path):
 
 
 def test_resume_from_weights_only_file_is_refused(msrs_dev, tmp_path, random_fusion_weights, capsys):
-    with pytest.raises(ValueError, match="needs a training checkpoint"):
-        train_main(["--data", str(msrs_dev), "--out", str(tmp_path / "r"), "--epochs", "1", "--crop", "32",
-                    "--resume", str(random_fusion_weights), "--device", "cpu"])
+    rc = train_main(["--data", str(msrs_dev), "--out", str(tmp_path / "r"), "--epochs", "1", "--crop", "32",
+                     "--resume", str(random_fusion_weights), "--device", "cpu"])
+    assert rc == 2 and "holds weights only; --resume needs a training checkpoint" in capsys.readouterr().err
+    rc = train_main(["--data", str(msrs_dev), "--out", str(tmp_path / "r"), "--resume", str(tmp_path / "nope.pt")])
+    assert rc == 2 and "checkpoint not found" in capsys.readouterr().err
+
+
+def test_an_existing_run_is_never_overwritten(msrs_dev, tmp_path, capsys):
+    data = tmp_path / "data"
+    for sub in ("ir", "vi"):
+        (data / sub).mkdir(parents=True)
+        (data / sub / "00004N.png").symlink_to(msrs_dev / sub / "00004N.png")
+    run = tmp_path / "run"
+    common = ["--data", str(data), "--out", str(run), "--epochs", "1", "--batch-size", "2", "--crop", "32",
+              "--crops-per-image", "2", "--device", "cpu", "--no-progress"]
+    assert train_main(common) == 0
+    before = {p.name: p.read_bytes() for p in run.iterdir()}
+    capsys.readouterr()
+    assert train_main([*common, "--seed", "5"]) == 2
+    assert f"{run} already holds a training run" in capsys.readouterr().err
+    assert {p.name: p.read_bytes() for p in run.iterdir()} == before
+    assert train_main(["--data", str(data), "--out", str(tmp_path / "r2"), "--batch-size", "2",
+                       "--crops-per-image", "1", "--crop", "32", "--device", "cpu"]) == 2
+    assert "0 batches per epoch: 1 training pairs x 1 crops per image is less than --batch-size 2" in \
+        capsys.readouterr().err
+    assert not (tmp_path / "r2" / "model.pt").exists()
+
+
+@pytest.mark.parametrize("args", [("--epochs", "-3"), ("--batch-size", "0"), ("--crop", "0"), ("--lr", "-1"),
+                                  ("--hot-crop-fraction", "1.5")])
+def test_meaningless_numbers_are_refused_at_parse_time(tmp_path, capsys, args):
+    with pytest.raises(SystemExit) as info:
+        train_main(["--data", str(tmp_path), "--out", str(tmp_path / "o"), *args])
+    assert info.value.code == 2 and f"argument {args[0]}" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
 
 
 def test_hot_crops_centre_on_the_warmest_pixels(msrs_dev):

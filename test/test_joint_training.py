@@ -90,3 +90,12 @@ def test_semantic_loss_input_is_scaled_per_axis_and_differentiable():
     assert rgb.grad is not None and float(rgb.grad.abs().sum()) > 0
     same_rgb, same_mask = to_segmentation_scale(rgb, mask, (1.0, 1.0))
     assert same_rgb is rgb and same_mask is mask
+
+
+@pytest.mark.parametrize("args", [("--rounds", "0"), ("--fusion-epochs", "-1"), ("--seg-epochs", "0"),
+                                  ("--betas", "0,-1"), ("--crop", "4")])
+def test_meaningless_numbers_are_refused_at_parse_time(tmp_path, capsys, args):
+    with pytest.raises(SystemExit) as info:
+        main(["--data", str(tmp_path), "--out", str(tmp_path / "o"), *args])
+    assert info.value.code == 2 and f"argument {args[0]}" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()

@@ -37,6 +37,11 @@ def float_at_least(minimum: float) -> Callable[[str], float]:
     return _bounded(float, lambda v: v >= minimum, f"a number >= {minimum:g}")
 
 
+def fraction(text: str) -> float:
+    """An argparse ``type``: a number in [0, 1]."""
+    return _bounded(float, lambda v: 0.0 <= v <= 1.0, "a number in [0, 1]")(text)
+
+
 positive_int = int_at_least(1)
 non_negative_int = int_at_least(0)
 positive_float = float_above(0.0)

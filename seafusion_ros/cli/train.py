@@ -13,12 +13,23 @@ from pathlib import Path
 
 import torch
 
+from seafusion_ros.cli.number_arguments import (
+    fraction,
+    int_at_least,
+    non_negative_float,
+    non_negative_int,
+    positive_float,
+    positive_int,
+)
 from seafusion_ros.device import resolve_device
 from seafusion_ros.models.checkpoint import load_fusion_model
 from seafusion_ros.models.seafusion import seafusion
 from seafusion_ros.training.fusion_trainer import FusionTrainConfig, FusionTrainer
 from seafusion_ros.training.msrs_split import VALIDATION_FRAME_RANGES
 from seafusion_ros.training.pair_dataset import PairCropDataset, select_pairs
+
+MIN_CROP = 16  # the smallest crop the loss's Sobel and the network's convolutions handle with margin
+RUN_FILES = ("last.pt", "model.pt", "history.jsonl")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -31,19 +42,19 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--data", required=True, type=Path, help="folder with ir/ and vi/ subfolders")
     p.add_argument("--out", required=True, type=Path, help="run folder: last.pt, history.jsonl, model.pt")
-    p.add_argument("--epochs", type=int, default=10)
-    p.add_argument("--batch-size", type=int, default=8)
-    p.add_argument("--crop", type=int, default=128, help="random square crop size in pixels")
-    p.add_argument("--crops-per-image", type=int, default=4, help="crops drawn from each pair per epoch")
-    p.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate")
-    p.add_argument("--lr-decay", type=float, default=0.75, help="learning-rate factor per epoch")
-    p.add_argument("--alpha", type=float, default=10.0, help="texture loss weight")
-    p.add_argument("--hot-crop-fraction", type=float, default=0.0,
+    p.add_argument("--epochs", type=positive_int, default=10)
+    p.add_argument("--batch-size", type=positive_int, default=8)
+    p.add_argument("--crop", type=int_at_least(MIN_CROP), default=128, help="random square crop size in pixels")
+    p.add_argument("--crops-per-image", type=positive_int, default=4, help="crops drawn from each pair per epoch")
+    p.add_argument("--lr", type=positive_float, default=1e-3, help="Adam learning rate")
+    p.add_argument("--lr-decay", type=positive_float, default=0.75, help="learning-rate factor per epoch")
+    p.add_argument("--alpha", type=non_negative_float, default=10.0, help="texture loss weight")
+    p.add_argument("--hot-crop-fraction", type=fraction, default=0.0,
                    help="fraction of crops centred on the warmest 1%% infrared pixels (hot objects)")
     p.add_argument("--init-weights", type=Path, help="start from this fusion checkpoint (fine-tuning)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=non_negative_int, default=0)
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
-    p.add_argument("--threads", type=int, default=0, help="CPU threads for torch (0 = torch default)")
+    p.add_argument("--threads", type=non_negative_int, default=0, help="CPU threads for torch (0 = torch default)")
     p.add_argument("--resume", type=Path, help="continue from a last.pt of an interrupted run")
     p.add_argument("--no-progress", action="store_true", help="no progress bar (logs one line per epoch)")
     return p
@@ -61,6 +72,11 @@ def main(argv: list[str] | None = None) -> int:
     torch.manual_seed(args.seed)
     if args.threads:
         torch.set_num_threads(args.threads)
+    earlier = [name for name in RUN_FILES if (args.out / name).exists()]
+    if earlier and not args.resume:
+        print(f"seafusion-train: error: {args.out} already holds a training run ({', '.join(earlier)}): pass "
+              f"--resume {args.out / 'last.pt'} to continue it, or choose another --out", file=sys.stderr)
+        return 2
     try:
         device = resolve_device(args.device)
         train_pairs = select_pairs(args.data, "train")
@@ -70,6 +86,9 @@ def main(argv: list[str] | None = None) -> int:
         model = seafusion()
         if args.init_weights:
             model, init_card = load_fusion_model(args.init_weights)
+        if len(dataset) == 0:
+            raise ValueError(f"0 batches per epoch: {len(train_pairs)} training pairs x {args.crops_per_image} "
+                             f"crops per image is less than --batch-size {args.batch_size}")
         validation = None
         if val_pairs:
             validation = PairCropDataset(val_pairs, 2 * args.crop, args.batch_size, 1, seed=12345, drop_last=False)
@@ -90,7 +109,11 @@ def main(argv: list[str] | None = None) -> int:
     trainer = FusionTrainer(model.train(), dataset, FusionTrainConfig(args.epochs, args.lr, args.lr_decay, args.alpha),
                             args.out, device, validation, card)
     if args.resume:
-        trainer.resume(args.resume)
+        try:
+            trainer.resume(args.resume)
+        except (ValueError, FileNotFoundError, RuntimeError) as exc:  # not a last.pt, or another network's
+            print(f"seafusion-train: error: --resume {args.resume}: {exc}", file=sys.stderr)
+            return 2
     print(f"training on {len(train_pairs)} pairs ({len(dataset)} batches/epoch), validating on {len(val_pairs)}, "
           f"device {device}", flush=True)
     trainer.train(progress=not args.no_progress)
