@@ -126,6 +126,68 @@ def test_existing_output_is_refused_and_nothing_partial_is_left(tmp_path, capsys
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bag"]
 
 
+def _files(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+
+
+def test_replay_refuses_a_used_out_folder_and_overwrite_replaces_its_results_once_complete(
+        tmp_path, random_fusion_weights, tiny_random_segmenter, capsys, monkeypatch):
+    import seafusion_ros.bags.replay as replay_module
+
+    bag = write_pair_bag(tmp_path / "bag", synthetic_frames(1.0, StreamTiming(4.0), StreamTiming(4.0), 32, 40),
+                         progress=False)
+    out = tmp_path / "out"
+    out.mkdir()  # an empty folder is fine
+    common = [str(bag), "--out", str(out), "--weights", str(random_fusion_weights), "--device", "cpu",
+              "--no-metrics", "--no-progress"]
+    assert replay_main([*common, "--segmentation-weights", str(tiny_random_segmenter)]) == 0
+    (out / "notes.txt").write_text("mine")
+    first = _files(out)
+    assert {"report.json", "report.md", "contact_sheet.png", "notes.txt"} < set(first)
+    assert _messages(out / "output_bag").keys() == {"/fused/image", "/segmentation/mask", "/segmentation/overlay"}
+
+    def unchanged() -> None:
+        assert _files(out) == first
+        assert not [p.name for p in tmp_path.iterdir() if "partial" in p.name]
+
+    capsys.readouterr()
+    assert replay_main(common) == 2
+    err = capsys.readouterr().err
+    assert f"--out folder {out} is not empty" in err and "--overwrite" in err
+    unchanged()
+
+    calls = 0
+    deserialize = replay_module.deserialize_image
+
+    def interrupted_on_the_fifth_message(raw: bytes):
+        nonlocal calls
+        calls += 1
+        if calls == 5:
+            raise KeyboardInterrupt
+        return deserialize(raw)
+
+    monkeypatch.setattr(replay_module, "deserialize_image", interrupted_on_the_fifth_message)
+    with pytest.raises(KeyboardInterrupt):  # Ctrl-C midway: the earlier results stay as they were
+        replay_main([*common, "--overwrite"])
+    assert calls == 5
+    unchanged()
+    monkeypatch.undo()
+
+    assert replay_main([*common, "--overwrite", "--no-segmentation"]) == 0
+    report = json.loads((out / "report.json").read_text())
+    assert report["classes"] == [] and report["output_bag"] == str(out / "output_bag")  # not the staging folder
+    assert _messages(out / "output_bag").keys() == {"/fused/image"}
+    assert cv2.imread(str(out / "contact_sheet.png")).shape[1] == 3 * 320  # thermal | rgb | fused, no overlay
+    assert (out / "notes.txt").read_text() == "mine"
+
+    assert replay_main([*common, "--overwrite", "--no-segmentation", "--no-output-bag", "--samples", "2"]) == 0
+    assert not (out / "output_bag").exists()  # not left from the run before, beside a report without it
+    assert json.loads((out / "report.json").read_text())["output_bag"] is None
+    assert cv2.imread(str(out / "contact_sheet.png")).shape[:2] == (2 * 256, 3 * 320)
+    assert sorted(_files(out)) == ["contact_sheet.png", "notes.txt", "report.json", "report.md"]
+    assert not [p.name for p in tmp_path.iterdir() if "partial" in p.name]
+
+
 def _replay_cli(bag: Path, out: Path, weights: Path, capsys) -> tuple[int, str, dict]:
     code = replay_main([str(bag), "--out", str(out), "--weights", str(weights), "--device", "cpu",
                         "--no-segmentation", "--no-progress"])

@@ -16,6 +16,8 @@ from seafusion_ros.image_pairs import write_image_atomic
 from seafusion_ros.metrics.fusion_metrics import HIGHER_IS_BETTER, METRIC_NAMES
 
 STAGES = ("decode", "prepare", "fuse", "segment", "finish", "encode_write")
+REPORT_JSON, REPORT_MD, CONTACT_SHEET = "report.json", "report.md", "contact_sheet.png"
+REPORT_FILES = (REPORT_JSON, REPORT_MD, CONTACT_SHEET)
 
 
 def summary_stats(values: list[float], scale: float = 1.0) -> dict[str, float]:
@@ -74,7 +76,7 @@ def contact_sheet(samples: list[dict[str, np.ndarray]], count: int, width: int =
     return np.vstack(rows)
 
 
-def _markdown(summary: dict[str, Any]) -> str:
+def _markdown(summary: dict[str, Any], sheet: bool) -> str:
     lines = [f"# Replay report: `{summary['bag']}`", ""]
     if summary["problems"]:
         lines += ["## Problems", ""] + [f"- {p}" for p in summary["problems"]] + [""]
@@ -103,7 +105,7 @@ def _markdown(summary: dict[str, Any]) -> str:
         for name, s in summary["fusion_metrics"].items():
             arrow = "↑" if HIGHER_IS_BETTER[name] else "↓"
             lines.append(f"| {name} {arrow} | {s['mean']:.4f} | {s['std']:.4f} | {s['median']:.4f} |")
-    lines += ["", "![contact sheet](contact_sheet.png)", ""]
+    lines += ["", f"![contact sheet]({CONTACT_SHEET})", ""] if sheet else [""]
     return "\n".join(lines)
 
 
@@ -115,13 +117,13 @@ def _write_text_atomic(path: Path, text: str) -> None:
 
 
 def write_report(result: ReplayResult, out_dir: str | os.PathLike, sample_frames: int = 6) -> dict[str, Any]:
-    """Write report.json, report.md and contact_sheet.png into out_dir; returns the summary."""
+    """Write report.json, report.md and (with pairs) contact_sheet.png into out_dir; returns the summary."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     summary = summarise(result)
     sheet = contact_sheet(result.samples, sample_frames)
     if sheet is not None:
-        write_image_atomic(out_dir / "contact_sheet.png", sheet)
-    _write_text_atomic(out_dir / "report.json", json.dumps(summary, indent=2))
-    _write_text_atomic(out_dir / "report.md", _markdown(summary))
+        write_image_atomic(out_dir / CONTACT_SHEET, sheet)
+    _write_text_atomic(out_dir / REPORT_JSON, json.dumps(summary, indent=2))
+    _write_text_atomic(out_dir / REPORT_MD, _markdown(summary, sheet is not None))
     return summary

@@ -4,7 +4,9 @@ Pairs thermal and RGB with the node's synchroniser rules, registers thermal to t
 node's registration choices, fuses and segments every pair, writes the
 outputs to OUT/output_bag (stamped with the inputs' headers) and a report (OUT/report.md,
 OUT/report.json, OUT/contact_sheet.png). A damaged bag or a missing topic gives a message and a
-partial report, not a traceback (exit status 1).
+partial report, not a traceback (exit status 1). OUT must be new or empty; --overwrite replaces the
+results of an earlier run there, only once the new ones are complete (a run that fails or is
+interrupted leaves OUT as it was; other files in OUT are kept).
 """
 
 from __future__ import annotations
@@ -18,18 +20,24 @@ from tqdm import tqdm
 
 from seafusion_ros.approximate_sync import SYNC_MODES, make_sync
 from seafusion_ros.bags.replay import ReplayOptions, replay_bag
-from seafusion_ros.bags.replay_report import write_report
+from seafusion_ros.bags.replay_report import REPORT_FILES, write_report
+from seafusion_ros.bags.staging import StagedResults
 from seafusion_ros.cli.engine_options import add_engine_arguments, engine_from_args
 from seafusion_ros.cli.size_argument import size_type
 from seafusion_ros.registration import IDENTITY_HOMOGRAPHY, REGISTRATION_MODES, Registration
 from seafusion_ros.weights import classes_and_palette, load_segmenter
+
+OUTPUT_BAG = "output_bag"
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="seafusion-replay", description=__doc__,
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("bag", type=Path, help="input rosbag2 folder (sqlite3 or MCAP)")
-    p.add_argument("--out", required=True, type=Path, help="report folder (created)")
+    p.add_argument("--out", required=True, type=Path, help="report folder (created; must be empty unless --overwrite)")
+    p.add_argument("--overwrite", action="store_true",
+                   help=f"replace the results of an earlier run in --out ({', '.join((OUTPUT_BAG, *REPORT_FILES))}) "
+                        "once the new ones are complete")
     p.add_argument("--thermal-topic", default="thermal/image_raw", help="exact name, or a unique suffix")
     p.add_argument("--rgb-topic", default="rgb/image_raw", help="exact name, or a unique suffix")
     p.add_argument("--sync", choices=SYNC_MODES, default="approximate")
@@ -52,9 +60,22 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _out_problem(out: Path, overwrite: bool) -> str | None:
+    """Why --out cannot take the results, or None."""
+    if out.exists() and not out.is_dir():
+        return f"--out {out} is not a folder"
+    if out.is_dir() and not overwrite and any(out.iterdir()):
+        return f"--out folder {out} is not empty; pass --overwrite to replace the results in it, or another --out"
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    problem = _out_problem(args.out, args.overwrite)
+    if problem is not None:  # before the models load
+        print(f"seafusion-replay: error: {problem}", file=sys.stderr)
+        return 2
     try:
         # the synchroniser itself checks queue size and slop, before the models load
         make_sync(args.sync, 2, args.queue_size, int(round(args.slop * 1e9)), print)
@@ -73,17 +94,25 @@ def main(argv: list[str] | None = None) -> int:
     options = ReplayOptions(args.thermal_topic, args.rgb_topic, args.sync, args.queue_size, args.slop,
                             segment=not args.no_segmentation, metrics=not args.no_metrics, sample_frames=args.samples,
                             registration=registration)
-    args.out.mkdir(parents=True, exist_ok=True)
+    staged = StagedResults(args.out, (OUTPUT_BAG, *REPORT_FILES))
     bar = tqdm(desc="replaying", unit="msg", disable=args.no_progress)
 
     def progress(seen: int, total: int) -> None:
         bar.total = total
         bar.update(seen - bar.n)
 
-    result = replay_bag(args.bag, None if args.no_output_bag else args.out / "output_bag", engine, options,
-                        palette, classes, progress)
-    bar.close()
-    summary = write_report(result, args.out, args.samples)
+    try:
+        result = replay_bag(args.bag, None if args.no_output_bag else staged.path / OUTPUT_BAG, engine, options,
+                            palette, classes, progress)
+        if result.output_bag is not None:
+            result.output_bag = str(args.out / OUTPUT_BAG)  # the report names where it will be, not the staging
+        summary = write_report(result, staged.path, args.samples)
+    except BaseException:  # Ctrl-C or a failure: the results of an earlier run stay as they were
+        staged.discard()
+        raise
+    finally:
+        bar.close()
+    staged.commit()
     for problem in result.problems:
         print(f"seafusion-replay: {problem}", file=sys.stderr)
     print(f"{summary['pairs']} pairs; unmatched thermal {summary['unmatched']['thermal']}, "

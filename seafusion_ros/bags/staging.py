@@ -1,0 +1,46 @@
+"""Writing outputs under a hidden temporary name and moving them into place only when complete.
+
+A run that fails or is interrupted midway then leaves nothing half-written under the final name, and
+whatever was there before is kept.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+
+class StagedResults:
+    """A run's result files and folders (``names``), written into ``path`` = ``.OUT.partial/`` beside the
+    folder ``out`` and moved into ``out`` by ``commit`` once all are complete.
+
+    ``commit`` replaces those results in ``out`` and removes the ones this run did not write (a contact
+    sheet or an output bag of an earlier run would not belong to the new report); other files in ``out``
+    are left alone.
+    """
+
+    def __init__(self, out: str | os.PathLike, names: tuple[str, ...]) -> None:
+        self.out = Path(out)
+        self.names = names
+        resolved = self.out.resolve()  # "." has no name to put a sibling beside
+        self.path = resolved.with_name(f".{resolved.name}.partial")
+        shutil.rmtree(self.path, ignore_errors=True)  # left by a run that was killed
+        self.path.mkdir(parents=True)
+
+    def commit(self) -> None:
+        """Move every result into ``out``: a file in one rename, a folder after its old version is moved away."""
+        self.out.mkdir(parents=True, exist_ok=True)
+        replaced = self.path / ".replaced"
+        replaced.mkdir()
+        for name in self.names:
+            new, old = self.path / name, self.out / name
+            if os.path.lexists(old) and not (new.is_file() and old.is_file()):
+                old.rename(replaced / name)
+            if new.exists():
+                os.replace(new, old)
+        shutil.rmtree(self.path)
+
+    def discard(self) -> None:
+        """Remove the new results; ``out`` stays as it was."""
+        shutil.rmtree(self.path, ignore_errors=True)
