@@ -9,6 +9,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
+from bag_files import assert_self_contained
 from rosbags.rosbag2 import Reader, StoragePlugin, Writer
 
 from seafusion_ros.bags.messages import TYPESTORE, deserialize_image, image_array
@@ -115,6 +116,18 @@ def test_synthetic_bag_has_both_camera_rates(tmp_path):
     assert len(msgs["/thermal/image_raw"]) == 9 and len(msgs["/rgb/image_raw"]) == 30
     thermal = image_array(msgs["/thermal/image_raw"][0])
     assert thermal.dtype == np.uint16 and thermal.max() < 2**14
+
+
+@pytest.mark.parametrize("storage", ["mcap", "sqlite3"])
+def test_finished_bags_of_make_bag_and_replay_stand_on_their_own(tmp_path, random_fusion_weights, storage):
+    bag = tmp_path / "bag"
+    assert make_bag_main([str(bag), "--storage", storage, "--duration", "0.5", "--thermal-rate", "8",
+                          "--rgb-rate", "8", "--size", "40", "32", "--no-progress"]) == 0
+    assert_self_contained(bag, tmp_path / "bag_copy")
+    assert replay_main([str(bag), "--out", str(tmp_path / "out"), "--weights", str(random_fusion_weights),
+                        "--device", "cpu", "--no-segmentation", "--no-metrics", "--no-progress"]) == 0
+    assert_self_contained(tmp_path / "out" / "output_bag", tmp_path / "output_copy")
+    assert not [p.name for p in tmp_path.iterdir() if "partial" in p.name]
 
 
 def test_existing_output_is_refused_and_nothing_partial_is_left(tmp_path, capsys):

@@ -7,6 +7,7 @@ import time
 
 import numpy as np
 import rclpy
+from bag_files import assert_self_contained
 from rclpy.context import Context
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
@@ -55,3 +56,25 @@ def test_header_log_time_skips_and_counts_an_undecodable_message_and_keeps_recor
     with Reader(out) as reader:
         logged = [(t, stamp_to_ns(deserialize_image(raw).header.stamp)) for _, t, raw in reader.messages()]
     assert logged == [(5_000_000_000, 5_000_000_000), (6_000_000_000, 6_000_000_000)]
+
+
+def test_finished_recording_stands_on_its_own(tmp_path, context):
+    node = Node("record_files_test", context=context)
+    qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=10, reliability=ReliabilityPolicy.RELIABLE)
+    publisher = node.create_publisher(Image, "/record_files_test/image", qos)
+    recorder = BagRecorder(node, tmp_path / "recording", ["/record_files_test/image"])
+    executor = SingleThreadedExecutor(context=context)
+    executor.add_node(node)
+    deadline = time.monotonic() + 30.0
+    while recorder.stats.recorded.get("/record_files_test/image", 0) < 1:
+        assert time.monotonic() < deadline, "timed out waiting for the recorder to receive a message"
+        recorder.discover()
+        if publisher.get_subscription_count() > 0:
+            publisher.publish(image_msg(np.zeros((4, 6), np.uint8), "mono8", 5_000_000_000))
+        executor.spin_once(timeout_sec=0.05)
+    out = recorder.finish()
+    executor.shutdown()
+    node.destroy_node()
+    assert out == tmp_path / "recording"
+    assert_self_contained(out, tmp_path / "copy")
+    assert not [p.name for p in tmp_path.iterdir() if "partial" in p.name]

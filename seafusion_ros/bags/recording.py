@@ -2,13 +2,13 @@
 
 Stamps are ``start + i / rate`` plus a constant thermal offset and Gaussian jitter per message, the way
 two free-running cameras look; each message is logged a few milliseconds after its stamp (transport).
-The bag is written to a temporary folder and renamed when complete, so a failed run leaves nothing.
+The bag is written under a temporary parent folder and moved into place when complete (see
+:class:`~seafusion_ros.bags.staging.StagedBag`), so a failed run leaves nothing.
 """
 
 from __future__ import annotations
 
 import os
-import shutil
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +18,7 @@ from rosbags.rosbag2 import StoragePlugin, Writer
 from tqdm import tqdm
 
 from seafusion_ros.bags.messages import IMAGE_TYPE, TYPESTORE, image_message, serialize_image
+from seafusion_ros.bags.staging import StagedBag
 from seafusion_ros.image_pairs import match_pairs, read_image, read_visible
 from seafusion_ros.synthetic_scene import render_frame
 
@@ -120,23 +121,18 @@ def write_pair_bag(out: str | os.PathLike, frames: Iterable[tuple[str, Frame]], 
                    frame_ids: tuple[str, str] = ("thermal_camera", "rgb_camera"), total: int | None = None,
                    progress: bool = True) -> Path:
     """Write (role, Frame) items into a new bag folder ``out`` (which must not exist)."""
-    out = Path(out)
     if storage not in STORAGES:
         raise ValueError(f"storage must be one of {tuple(STORAGES)}, got {storage!r}")
-    if out.exists():
-        raise FileExistsError(f"{out} already exists; rosbag2 writes a new folder")
-    tmp = out.with_name(f".{out.name}.partial")
-    shutil.rmtree(tmp, ignore_errors=True)
+    staged = StagedBag(out)
     try:
-        with Writer(tmp, version=9, storage_plugin=STORAGES[storage]) as writer:
+        with Writer(staged.path, version=9, storage_plugin=STORAGES[storage]) as writer:
             connections = {"thermal": writer.add_connection(thermal_topic, IMAGE_TYPE, typestore=TYPESTORE),
                            "rgb": writer.add_connection(rgb_topic, IMAGE_TYPE, typestore=TYPESTORE)}
             frame_id = {"thermal": frame_ids[0], "rgb": frame_ids[1]}
             for role, frame in tqdm(frames, total=total, desc="writing bag", unit="msg", disable=not progress):
                 msg = image_message(frame.array, frame.encoding, frame.stamp_ns, frame_id[role])
                 writer.write(connections[role], frame.stamp_ns + _TRANSPORT_DELAY_NS, serialize_image(msg))
-        tmp.rename(out)
+        return staged.commit()
     except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
+        staged.discard()
         raise
-    return out

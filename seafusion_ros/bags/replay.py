@@ -11,7 +11,6 @@ collected in ``ReplayResult.problems`` instead of raising, so a partial report i
 from __future__ import annotations
 
 import os
-import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -23,6 +22,7 @@ from rosbags.rosbag2 import Reader, StoragePlugin, Writer
 
 from seafusion_ros.approximate_sync import make_sync
 from seafusion_ros.bags.messages import IMAGE_TYPE, TYPESTORE, deserialize_image, image_message, serialize_image
+from seafusion_ros.bags.staging import StagedBag
 from seafusion_ros.engine import FusionEngine
 from seafusion_ros.metrics.fusion_metrics import fusion_scores
 from seafusion_ros.overlay import blend_overlay, palette_array
@@ -142,7 +142,9 @@ def replay_bag(bag: str | os.PathLike, out_bag: str | os.PathLike | None, engine
                options: ReplayOptions = ReplayOptions(), palette: list[list[int]] | None = None,
                classes: list[str] | None = None,
                progress: Callable[[int, int], None] | None = None) -> ReplayResult:
-    """Replay ``bag`` through ``engine``; write outputs to ``out_bag`` (MCAP, new folder) unless None."""
+    """Replay ``bag`` through ``engine``; write outputs to ``out_bag`` (MCAP; a new folder, created only if
+    there are pairs) unless None."""
+    staged = StagedBag(out_bag) if out_bag is not None else None  # refuses an existing out_bag before any work
     result = ReplayResult(bag=str(bag), classes=list(classes or []))
     bag = Path(bag)
     if not bag.exists():
@@ -155,13 +157,13 @@ def replay_bag(bag: str | os.PathLike, out_bag: str | os.PathLike | None, engine
         result.problems.append(f"cannot open bag {bag}: {exc}")
         return result
     try:
-        _replay_open_bag(reader, out_bag, engine, options, palette, result, progress)
+        _replay_open_bag(reader, staged, engine, options, palette, result, progress)
     finally:
         reader.close()
     return result
 
 
-def _replay_open_bag(reader: Reader, out_bag: str | os.PathLike | None, engine: FusionEngine,
+def _replay_open_bag(reader: Reader, staged: StagedBag | None, engine: FusionEngine,
                      options: ReplayOptions, palette: list[list[int]] | None, result: ReplayResult,
                      progress: Callable[[int, int], None] | None) -> None:
     available = sorted({c.topic for c in reader.connections})
@@ -185,13 +187,9 @@ def _replay_open_bag(reader: Reader, out_bag: str | os.PathLike | None, engine: 
         return
     index = {roles["thermal"]: 0, roles["rgb"]: 1}
     role_of = {0: "thermal", 1: "rgb"}
-    tmp = None
     writer = None
-    if out_bag is not None:
-        out_bag = Path(out_bag)
-        tmp = out_bag.with_name(f".{out_bag.name}.partial")
-        shutil.rmtree(tmp, ignore_errors=True)
-        writer = Writer(tmp, version=9, storage_plugin=StoragePlugin.MCAP)
+    if staged is not None:
+        writer = Writer(staged.path, version=9, storage_plugin=StoragePlugin.MCAP)
         writer.open()
     replayer = _Replayer(engine, options, writer, result, palette)
     sync = make_sync(options.sync_mode, 2, options.queue_size, int(round(options.slop_s * 1e9)), replayer.on_pair)
@@ -217,14 +215,12 @@ def _replay_open_bag(reader: Reader, out_bag: str | os.PathLike | None, engine: 
     except BaseException:  # Ctrl-C: no output bag rather than a half-written one under the final name
         if writer is not None:
             writer.close()
-            shutil.rmtree(tmp, ignore_errors=True)
+            staged.discard()
         raise
     if writer is not None:
         writer.close()
         if result.pairs:
-            shutil.rmtree(out_bag, ignore_errors=True)
-            tmp.rename(out_bag)
-            result.output_bag = str(out_bag)
+            result.output_bag = str(staged.commit())
         else:
-            shutil.rmtree(tmp, ignore_errors=True)
+            staged.discard()
 

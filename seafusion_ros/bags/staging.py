@@ -11,6 +11,34 @@ import shutil
 from pathlib import Path
 
 
+class StagedBag:
+    """A new bag folder ``out``, written at ``path`` = ``.NAME.partial/NAME/`` beside it.
+
+    The writer names its storage file after the folder it writes (``NAME.mcap``, ``NAME.db3``) and lists
+    that name in metadata.yaml, so the folder is written under its final name inside a temporary parent:
+    the finished bag holds nothing named ``partial``, and its files can be copied anywhere.
+    ``commit`` moves it into place in one rename (same filesystem), ``discard`` removes it.
+    """
+
+    def __init__(self, out: str | os.PathLike) -> None:
+        self.out = Path(out)
+        if self.out.exists():
+            raise FileExistsError(f"{self.out} already exists; rosbag2 writes a new folder")
+        self._parent = self.out.with_name(f".{self.out.name}.partial")
+        shutil.rmtree(self._parent, ignore_errors=True)  # left by a run that was killed
+        self.path = self._parent / self.out.name
+
+    def commit(self) -> Path:
+        """Move the finished bag to ``out`` and remove the empty temporary parent; returns ``out``."""
+        self.path.rename(self.out)
+        self._parent.rmdir()
+        return self.out
+
+    def discard(self) -> None:
+        """Remove whatever was written."""
+        shutil.rmtree(self._parent, ignore_errors=True)
+
+
 class StagedResults:
     """A run's result files and folders (``names``), written into ``path`` = ``.OUT.partial/`` beside the
     folder ``out`` and moved into ``out`` by ``commit`` once all are complete.

@@ -11,13 +11,12 @@ Each message is logged at its receive time on the node's clock (``use_sim_time``
 arrive before the first ``/clock``, like a latched one, are logged at that first clock time), or at its
 header stamp; with header stamps a message that cannot be deserialised is skipped and counted
 (``RecordingStats.undecodable``), and recording goes on. The bag is written under a hidden temporary
-name and renamed when finished; a run that fails leaves nothing behind.
+parent folder and moved into place when finished; a run that fails leaves nothing behind.
 """
 
 from __future__ import annotations
 
 import os
-import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,6 +27,7 @@ from rosbags.interfaces import Qos, QosDurability, QosHistory, QosLiveliness, Qo
 from rosbags.rosbag2 import StoragePlugin, Writer
 
 from seafusion_ros.bags.messages import TYPESTORE
+from seafusion_ros.bags.staging import StagedBag
 from seafusion_ros.ros.bag_player import RELIABILITIES, message_class
 from seafusion_ros.stamps import stamp_to_ns
 
@@ -73,14 +73,11 @@ class BagRecorder:
         if log_time not in LOG_TIMES:
             raise ValueError(f"log time must be one of {LOG_TIMES}, got {log_time!r}")
         self.node, self.out = node, Path(out)
-        if self.out.exists():
-            raise FileExistsError(f"{self.out} already exists; rosbag2 writes a new folder")
+        self._staged = StagedBag(self.out)
         self.topics = [node.resolve_topic_name(t) for t in topics]
         self.reliability, self.depth, self.log_time = reliability, depth, log_time
         self.stats = RecordingStats()
-        self._tmp = self.out.with_name(f".{self.out.name}.partial")
-        shutil.rmtree(self._tmp, ignore_errors=True)
-        self._writer = Writer(self._tmp, version=9, storage_plugin=STORAGES[storage])
+        self._writer = Writer(self._staged.path, version=9, storage_plugin=STORAGES[storage])
         self._writer.open()
         self._subscriptions: dict[str, Any] = {}
         self._connections: dict[str, Any] = {}
@@ -199,11 +196,10 @@ class BagRecorder:
         writer, self._writer = self._writer, None
         try:
             writer.close()
-            self._tmp.rename(self.out)
+            return self._staged.commit()
         except BaseException:
-            shutil.rmtree(self._tmp, ignore_errors=True)
+            self._staged.discard()
             raise
-        return self.out
 
     def abort(self) -> None:
         """Discard the recording (nothing is left on disk)."""
@@ -212,4 +208,4 @@ class BagRecorder:
             try:
                 writer.close()
             finally:
-                shutil.rmtree(self._tmp, ignore_errors=True)
+                self._staged.discard()
