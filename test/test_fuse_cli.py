@@ -78,6 +78,23 @@ def test_cli_bad_weights_is_a_clear_error(tmp_path, capsys):
     assert "not a loadable weights-only PyTorch checkpoint" in capsys.readouterr().err
 
 
+def test_nothing_to_fuse_or_a_file_as_out_is_an_error(random_fusion_weights, tmp_path, capsys):
+    ir_dir, vis_dir = tmp_path / "ir", tmp_path / "vi"
+    ir_dir.mkdir()
+    vis_dir.mkdir()
+    cv2.imwrite(str(ir_dir / "a.png"), np.zeros((40, 56), np.uint8))
+    cv2.imwrite(str(vis_dir / "b.png"), np.zeros((40, 56, 3), np.uint8))
+    common = ["--ir", str(ir_dir), "--vis", str(vis_dir), "--weights", str(random_fusion_weights), "--no-progress"]
+    assert fuse_main([*common, "--out", str(tmp_path / "o")]) == 2
+    assert "no infrared/visible pairs with the same file stem" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
+    cv2.imwrite(str(vis_dir / "a.png"), np.zeros((40, 56, 3), np.uint8))
+    (tmp_path / "file").write_text("results")
+    assert fuse_main([*common, "--out", str(tmp_path / "file")]) == 2
+    assert "exists and is not a folder" in capsys.readouterr().err
+    assert (tmp_path / "file").read_text() == "results"
+
+
 def test_console_script_is_installed():
     result = subprocess.run([sys.executable, "-m", "seafusion_ros.cli.fuse", "--help"], capture_output=True,
                             text=True, check=True)

@@ -18,7 +18,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="seafusion-fuse",
         description="Fuse every infrared/visible pair of two folders, matched by file stem, into OUT/STEM.png. "
                     "Each image is written to a temporary name and renamed, so OUT never holds a partial file. "
-                    "Pairs that cannot be fused are listed with the reason at the end (exit status 1).",
+                    "Pairs that cannot be fused are listed with the reason at the end (exit status 1); no pair "
+                    "to fuse at all is an error (exit status 2).",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--ir", required=True, type=Path, help="folder of infrared images (8/16-bit gray)")
     p.add_argument("--vis", required=True, type=Path, help="folder of visible images (8-bit gray or colour)")
@@ -32,7 +33,13 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
+        if args.out.exists() and not args.out.is_dir():
+            raise ValueError(f"--out {args.out} exists and is not a folder")
         listing = match_pairs(args.ir, args.vis)
+        if not listing.pairs:
+            unmatched = f" ({len(listing.skipped)} unmatched, e.g. {listing.skipped[0][0]})" if listing.skipped else ""
+            raise ValueError(f"no infrared/visible pairs with the same file stem in {args.ir} and {args.vis}"
+                             f"{unmatched}")
         engine = engine_from_args(args)
     except (ValueError, FileNotFoundError) as exc:  # CheckpointError is a ValueError
         print(f"seafusion-fuse: error: {exc}", file=sys.stderr)
