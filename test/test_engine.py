@@ -175,3 +175,15 @@ def test_exported_onnx_file_runs_in_onnxruntime_with_another_size(random_fusion_
         expected = model(torch.from_numpy(vis), torch.from_numpy(ir)).numpy()
     np.testing.assert_allclose(fused, expected, atol=1e-5)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["f.onnx", "random_fusion.pt"]
+
+
+def test_export_onnx_names_a_folder_or_non_checkpoint_without_a_traceback(random_fusion_weights, tmp_path, capsys):
+    from seafusion_ros.cli.export_onnx import main as export_main
+
+    (tmp_path / "folder").mkdir()
+    assert export_main(["--weights", str(random_fusion_weights), "--out", str(tmp_path / "folder")]) == 2
+    assert "is a folder; give the path of the ONNX file" in capsys.readouterr().err
+    (tmp_path / "notes.pt").write_text("not weights")
+    assert export_main(["--weights", str(tmp_path / "notes.pt"), "--out", str(tmp_path / "f.onnx")]) == 2
+    assert "notes.pt: not a PyTorch checkpoint file" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["folder", "notes.pt", "random_fusion.pt"]

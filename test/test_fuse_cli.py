@@ -75,7 +75,7 @@ def test_cli_bad_weights_is_a_clear_error(tmp_path, capsys):
     code = fuse_main(["--ir", str(ir_dir), "--vis", str(vis_dir), "--out", str(tmp_path / "o"),
                       "--weights", str(bad), "--no-progress"])
     assert code == 2
-    assert "not a loadable weights-only PyTorch checkpoint" in capsys.readouterr().err
+    assert "bad.pt: not a PyTorch checkpoint file (neither a zip archive nor a pickle)" in capsys.readouterr().err
 
 
 def test_nothing_to_fuse_or_a_file_as_out_is_an_error(random_fusion_weights, tmp_path, capsys):

@@ -22,6 +22,7 @@ import numpy as np
 from tqdm import tqdm
 
 from seafusion_ros.cli.engine_options import add_engine_arguments, engine_from_args
+from seafusion_ros.cli.number_arguments import non_negative_int, positive_int
 from seafusion_ros.evaluation.fusion_report import write_report
 from seafusion_ros.evaluation.pairs import plan_evaluation
 from seafusion_ros.evaluation.runner import keep_large_buffers_in_heap, score_plan
@@ -46,7 +47,9 @@ def build_parser() -> argparse.ArgumentParser:
         + ", Tang et al. definitions) and write a per-image CSV, summary.json, summary.md, "
         "cumulative-distribution plots (cdf.png) and an example grid (examples.png). Several methods "
         "are compared side by side in one table and one set of plots. Files are matched by stem "
-        "(00004N.png <-> 00004N.jpg); pairs missing a counterpart are listed, not fatal. "
+        "(00004N.png <-> 00004N.jpg); pairs missing a counterpart are listed, not fatal; an image that "
+        "cannot be read or fused is listed too and makes the exit status 1. A report already in OUT is "
+        "replaced, plots included. "
         f"'seafusion-eval {TASK_COMMAND} ...' evaluates downstream tasks instead.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
@@ -60,9 +63,9 @@ def build_parser() -> argparse.ArgumentParser:
                       "engine into OUT/fused/NAME/ and score it")
     fuse.add_argument("--name", help="method name for --weights (default: the weights file stem)")
     add_engine_arguments(fuse, weights=False)
-    parser.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1),
+    parser.add_argument("--jobs", type=positive_int, default=min(2, os.cpu_count() or 1),
                         help="parallel worker processes for scoring")
-    parser.add_argument("--examples", type=int, default=4, help="example pairs in examples.png (0: none)")
+    parser.add_argument("--examples", type=non_negative_int, default=4, help="example pairs in examples.png (0: none)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     return parser
 
@@ -130,6 +133,11 @@ def run_fusion_evaluation(args: argparse.Namespace) -> int:
     if scored == 0:
         print("error: no pair could be scored (see summary.json 'skipped')", file=sys.stderr)
         return 1
+    unreadable = len(failures) + len(results) - scored
+    if unreadable:
+        print(f"error: {unreadable} pair(s) could not be fused or read (see summary.json 'skipped')",
+              file=sys.stderr)
+        return 1
     return 0
 
 
@@ -149,8 +157,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not args.method and args.weights is None:
         parser.error("give at least one --method NAME=DIR or --weights PATH")
-    if args.jobs < 1:
-        parser.error(f"--jobs must be at least 1, got {args.jobs}")
     keep_large_buffers_in_heap()
     try:
         return run_fusion_evaluation(args)

@@ -23,13 +23,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--weights", type=Path, default=None, help="fusion checkpoint (default: bundled model)")
     p.add_argument("--out", type=Path, required=True, help="ONNX file to write")
     args = p.parse_args(argv)
+    if args.out.is_dir():
+        print(f"seafusion-export-onnx: error: --out {args.out} is a folder; give the path of the ONNX file",
+              file=sys.stderr)
+        return 2
     tmp = args.out.with_name(f".{args.out.name}.partial")
     try:
         model, _ = load_fusion_model(args.weights or default_fusion_weights())
         args.out.parent.mkdir(parents=True, exist_ok=True)
         export_fusion_onnx(model, tmp)
         tmp.replace(args.out)
-    except (CheckpointError, FileNotFoundError) as exc:
+    except (CheckpointError, OSError) as exc:  # a missing or unwritable folder, too
         print(f"seafusion-export-onnx: error: {exc}", file=sys.stderr)
         return 2
     finally:

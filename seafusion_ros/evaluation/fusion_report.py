@@ -240,6 +240,9 @@ def plot_examples(plan: EvaluationPlan, stems: list[str]) -> plt.Figure:
     return figure
 
 
+PLOT_FILES = {"cdf": "cdf.png", "examples": "examples.png"}
+
+
 def write_report(out_dir: str | os.PathLike, plan: EvaluationPlan, results: list[ItemResult],
                  examples: int = 4) -> dict[str, Path]:
     """Write per_image.csv, summary.json, summary.md, cdf.png and examples.png; return their paths."""
@@ -267,4 +270,6 @@ def write_report(out_dir: str | os.PathLike, plan: EvaluationPlan, results: list
         stems = example_stems(results, examples)
         if stems:
             written["examples"] = save_figure_atomic(plot_examples(plan, stems), out / "examples.png")
+    for stale in PLOT_FILES.keys() - written.keys():  # an earlier report's plot would pass for this one's
+        (out / PLOT_FILES[stale]).unlink(missing_ok=True)
     return written

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import re
+import zipfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -106,7 +107,13 @@ def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
-        raise CheckpointError(f"{path}: not a loadable weights-only PyTorch checkpoint ({exc})") from exc
+        with open(path, "rb") as handle:
+            pickled = handle.read(1) == b"\x80"  # the pre-1.6 format; newer files are zip archives
+        if not (pickled or zipfile.is_zipfile(path)):
+            raise CheckpointError(f"{path}: not a PyTorch checkpoint file (neither a zip archive nor a "
+                                  "pickle)") from exc
+        raise CheckpointError(f"{path}: not a loadable weights-only PyTorch checkpoint "
+                              f"({type(exc).__name__}: {exc})") from exc
     if is_released_state_dict(obj):
         return {
             "format": FORMAT_TAG,
