@@ -201,6 +201,26 @@ def test_replay_refuses_a_used_out_folder_and_overwrite_replaces_its_results_onc
     assert not [p.name for p in tmp_path.iterdir() if "partial" in p.name]
 
 
+@pytest.mark.parametrize(("option", "values"), [("--duration", ["-1"]), ("--rgb-rate", ["0"]), ("--jitter", ["-0.001"]),
+                                               ("--size", ["64", "16"]), ("--seed", ["-1"])])
+def test_make_bag_refuses_meaningless_numbers_at_parse_time(tmp_path, capsys, option, values):
+    with pytest.raises(SystemExit) as stopped:
+        make_bag_main([str(tmp_path / "bag"), option, *values, "--no-progress"])
+    assert stopped.value.code == 2 and f"argument {option}: expected" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(("option", "value"), [("--samples", "-2"), ("--queue-size", "0"), ("--slop", "0")])
+def test_replay_refuses_meaningless_numbers_at_parse_time(tmp_path, random_fusion_weights, capsys, option, value):
+    bag = write_pair_bag(tmp_path / "bag", synthetic_frames(0.5, StreamTiming(4.0), StreamTiming(4.0), 32, 40),
+                         progress=False)
+    with pytest.raises(SystemExit) as stopped:
+        replay_main([str(bag), "--out", str(tmp_path / "out"), "--weights", str(random_fusion_weights),
+                     "--device", "cpu", "--no-segmentation", "--no-progress", option, value])
+    assert stopped.value.code == 2 and f"argument {option}: expected" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bag", "random_fusion.pt"]
+
+
 def _replay_cli(bag: Path, out: Path, weights: Path, capsys) -> tuple[int, str, dict]:
     code = replay_main([str(bag), "--out", str(out), "--weights", str(weights), "--device", "cpu",
                         "--no-segmentation", "--no-progress"])

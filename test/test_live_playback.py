@@ -201,6 +201,14 @@ def test_player_names_a_missing_bag_and_a_bad_remap(tmp_path, input_bag):
     unknown = subprocess.run(_cli("seafusion_ros.cli.play", str(input_bag), "--topics", "/lidar"), cwd=REPO,
                              env=_env(), capture_output=True, text=True, timeout=60)
     assert unknown.returncode == 2 and "topics not in the bag: ['/lidar']" in unknown.stderr
-    negative = subprocess.run(_cli("seafusion_ros.cli.play", str(input_bag), "--ack-timeout", "-1"), cwd=REPO,
-                              env=_env(), capture_output=True, text=True, timeout=60)
-    assert negative.returncode == 2 and "ack timeout must be >= 0" in negative.stderr
+
+
+@pytest.mark.parametrize(("program", "option", "value"), [
+    ("record", "--duration", "-1"), ("record", "--qos-depth", "0"),
+    ("play", "--qos-depth", "0"), ("play", "--clock", "0"), ("play", "--ack-timeout", "-1")])
+def test_record_and_play_refuse_meaningless_numbers_at_parse_time(input_bag, tmp_path, program, option, value):
+    args = [str(tmp_path / "recording"), "/chatter"] if program == "record" else [str(input_bag)]
+    done = subprocess.run(_cli(f"seafusion_ros.cli.{program}", *args, option, value), cwd=REPO, env=_env(),
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and f"argument {option}: expected" in done.stderr, done.stderr
+    assert list(tmp_path.iterdir()) == []  # no recording, not even an empty one

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from pathlib import Path
 
@@ -16,6 +17,15 @@ from seafusion_ros.bags.recording import (
     synthetic_frames,
     write_pair_bag,
 )
+from seafusion_ros.cli.number_arguments import (
+    float_above,
+    int_at_least,
+    non_negative_float,
+    non_negative_int,
+    positive_float,
+)
+
+finite_float = float_above(-math.inf)  # any sign, but not nan or inf (they would make every stamp garbage)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -33,15 +43,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rgb-topic", default=DEFAULT_RGB_TOPIC)
     p.add_argument("--thermal-encoding", choices=THERMAL_ENCODINGS_OUT, default="16UC1",
                    help="folders only: 8-bit IR is scaled by 257 for 16-bit encodings; mono8 keeps it as is")
-    p.add_argument("--rate", type=float, default=10.0, help="folders: pairs per second")
-    p.add_argument("--thermal-rate", type=float, default=9.0, help="synthetic: thermal frames per second")
-    p.add_argument("--rgb-rate", type=float, default=30.0, help="synthetic: RGB frames per second")
-    p.add_argument("--duration", type=float, default=5.0, help="synthetic: seconds of recording")
-    p.add_argument("--size", type=int, nargs=2, default=(640, 480), metavar=("WIDTH", "HEIGHT"),
-                   help="synthetic: image size")
-    p.add_argument("--thermal-offset", type=float, default=0.0, help="constant thermal stamp offset, seconds")
-    p.add_argument("--jitter", type=float, default=0.002, help="stamp jitter (std), seconds, both cameras")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--rate", type=positive_float, default=10.0, help="folders: pairs per second")
+    p.add_argument("--thermal-rate", type=positive_float, default=9.0, help="synthetic: thermal frames per second")
+    p.add_argument("--rgb-rate", type=positive_float, default=30.0, help="synthetic: RGB frames per second")
+    p.add_argument("--duration", type=positive_float, default=5.0, help="synthetic: seconds of recording")
+    p.add_argument("--size", type=int_at_least(32), nargs=2, default=(640, 480), metavar=("WIDTH", "HEIGHT"),
+                   help="synthetic: image size (at least 32 x 32)")
+    p.add_argument("--thermal-offset", type=finite_float, default=0.0, help="constant thermal stamp offset, seconds")
+    p.add_argument("--jitter", type=non_negative_float, default=0.002, help="stamp jitter (std), seconds, both cameras")
+    p.add_argument("--seed", type=non_negative_int, default=0)
     p.add_argument("--no-progress", action="store_true")
     return p
 

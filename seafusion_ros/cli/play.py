@@ -20,6 +20,7 @@ from rclpy.node import Node
 from rclpy.signals import SignalHandlerOptions
 from rclpy.utilities import remove_ros_args
 
+from seafusion_ros.cli.number_arguments import non_negative_float, non_negative_int, positive_float, positive_int
 from seafusion_ros.ros.bag_player import RELIABILITIES, BagPlayer, PlaybackOptions
 from seafusion_ros.ros.dds_profile import use_large_image_profile
 
@@ -52,24 +53,25 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="seafusion-play", description=__doc__,
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("bag", type=Path, help="rosbag2 folder (MCAP or sqlite3)")
-    p.add_argument("--rate", type=float, default=1.0, help="speed factor (2 = twice as fast)")
+    p.add_argument("--rate", type=positive_float, default=1.0, help="speed factor (2 = twice as fast)")
     p.add_argument("--loop", action="store_true", help="start again at the end, until stopped")
-    p.add_argument("--clock", type=float, nargs="?", const=100.0, default=0.0, metavar="HZ",
-                   help="publish /clock with the bag time at HZ (100 when given without a value)")
-    p.add_argument("--clock-tail", type=float, default=0.0, metavar="S",
+    p.add_argument("--clock", type=positive_float, nargs="?", const=100.0, default=0.0, metavar="HZ",
+                   help="publish /clock with the bag time at HZ > 0 (100 when given without a value; without "
+                        "--clock, none)")
+    p.add_argument("--clock-tail", type=non_negative_float, default=0.0, metavar="S",
                    help="keep /clock running S seconds (bag time / rate) after the last message")
     p.add_argument("--topics", nargs="+", default=[], help="play only these bag topics (default: all)")
     p.add_argument("--remap", nargs="+", default=[], metavar="FROM=TO",
                    help="publish bag topic FROM as TO (not :=, which rcl takes for itself)")
     p.add_argument("--qos-reliability", choices=RELIABILITIES, default="auto",
                    help="auto: recorded QoS, else best effort for sensor_msgs and reliable for the rest")
-    p.add_argument("--qos-depth", type=int, default=10)
-    p.add_argument("--wait-for-subscribers", type=float, default=0.0, metavar="S",
+    p.add_argument("--qos-depth", type=positive_int, default=10)
+    p.add_argument("--wait-for-subscribers", type=non_negative_float, default=0.0, metavar="S",
                    help="wait up to S seconds until every played topic has a subscriber, all matched")
-    p.add_argument("--clock-subscribers", type=int, default=0, metavar="N",
+    p.add_argument("--clock-subscribers", type=non_negative_int, default=0, metavar="N",
                    help="with --wait-for-subscribers: also wait for N /clock subscribers (the sim-time nodes)")
-    p.add_argument("--delay", type=float, default=0.0, metavar="S", help="wait S seconds before playing")
-    p.add_argument("--ack-timeout", type=float, default=5.0, metavar="S",
+    p.add_argument("--delay", type=non_negative_float, default=0.0, metavar="S", help="wait S seconds before playing")
+    p.add_argument("--ack-timeout", type=non_negative_float, default=5.0, metavar="S",
                    help="at the end, wait up to S seconds for reliable subscribers to acknowledge every message "
                         "(0: exit at once)")
     return p

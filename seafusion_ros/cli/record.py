@@ -18,6 +18,7 @@ from pathlib import Path
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 
+from seafusion_ros.cli.number_arguments import non_negative_float, positive_int
 from seafusion_ros.cli.play import init_ros, stop_on_signals
 from seafusion_ros.ros.bag_player import RELIABILITIES
 from seafusion_ros.ros.bag_recorder import LOG_TIMES, STORAGES, BagRecorder
@@ -34,11 +35,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--storage", choices=tuple(STORAGES), default="mcap")
     p.add_argument("--qos-reliability", choices=RELIABILITIES, default="auto",
                    help="auto: best effort if a publisher is, else reliable (latched topics stay latched)")
-    p.add_argument("--qos-depth", type=int, default=100)
+    p.add_argument("--qos-depth", type=positive_int, default=100)
     p.add_argument("--log-time", choices=LOG_TIMES, default="receive",
                    help="log each message at its receive time (node clock) or its header stamp (header: messages "
                         "that cannot be decoded are skipped and counted)")
-    p.add_argument("--duration", type=float, default=0.0, metavar="S", help="stop after S seconds (0 = until signal)")
+    p.add_argument("--duration", type=non_negative_float, default=0.0, metavar="S",
+                   help="stop after S seconds (0 = until signal)")
     return p
 
 

@@ -23,6 +23,7 @@ from seafusion_ros.bags.replay import ReplayOptions, replay_bag
 from seafusion_ros.bags.replay_report import REPORT_FILES, write_report
 from seafusion_ros.bags.staging import StagedResults
 from seafusion_ros.cli.engine_options import add_engine_arguments, engine_from_args
+from seafusion_ros.cli.number_arguments import positive_float, positive_int
 from seafusion_ros.cli.size_argument import size_type
 from seafusion_ros.registration import IDENTITY_HOMOGRAPHY, REGISTRATION_MODES, Registration
 from seafusion_ros.weights import classes_and_palette, load_segmenter
@@ -41,8 +42,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--thermal-topic", default="thermal/image_raw", help="exact name, or a unique suffix")
     p.add_argument("--rgb-topic", default="rgb/image_raw", help="exact name, or a unique suffix")
     p.add_argument("--sync", choices=SYNC_MODES, default="approximate")
-    p.add_argument("--queue-size", type=int, default=10)
-    p.add_argument("--slop", type=float, default=0.05, help="seconds (> 0); pairs must be strictly closer")
+    p.add_argument("--queue-size", type=positive_int, default=10)
+    p.add_argument("--slop", type=positive_float, default=0.05, help="seconds (> 0); pairs must be strictly closer")
     p.add_argument("--registration-mode", choices=REGISTRATION_MODES, default="none",
                    help="thermal -> RGB warp, as the node's registration.mode: none (sizes must match; other pairs "
                         "are skipped), scale (stretch thermal to the RGB size), homography (--homography)")
@@ -55,7 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-segmentation", action="store_true", help="fuse only")
     p.add_argument("--no-metrics", action="store_true", help="skip the fusion metrics (faster)")
     p.add_argument("--no-output-bag", action="store_true", help="write the report only")
-    p.add_argument("--samples", type=int, default=6, help="frames on the contact sheet")
+    p.add_argument("--samples", type=positive_int, default=6, help="frames on the contact sheet")
     p.add_argument("--no-progress", action="store_true")
     return p
 
