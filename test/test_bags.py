@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import stat
 from pathlib import Path
 
 import cv2
@@ -219,6 +221,21 @@ def test_replay_refuses_meaningless_numbers_at_parse_time(tmp_path, random_fusio
                      "--device", "cpu", "--no-segmentation", "--no-progress", option, value])
     assert stopped.value.code == 2 and f"argument {option}: expected" in capsys.readouterr().err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bag", "random_fusion.pt"]
+
+
+def test_replay_results_get_the_umask_mode_not_0600(tmp_path, random_fusion_weights):
+    bag = write_pair_bag(tmp_path / "bag", synthetic_frames(0.5, StreamTiming(4.0), StreamTiming(4.0), 32, 40),
+                         progress=False)
+    out = tmp_path / "out"
+    previous = os.umask(0o027)
+    try:
+        assert replay_main([str(bag), "--out", str(out), "--weights", str(random_fusion_weights), "--device", "cpu",
+                            "--no-segmentation", "--no-metrics", "--no-progress"]) == 0
+    finally:
+        os.umask(previous)
+    modes = {str(p.relative_to(out)): stat.S_IMODE(p.stat().st_mode) for p in out.rglob("*") if p.is_file()}
+    assert {"report.json", "report.md", "contact_sheet.png", "output_bag/metadata.yaml"} <= modes.keys()
+    assert modes == dict.fromkeys(modes, 0o640)
 
 
 def _replay_cli(bag: Path, out: Path, weights: Path, capsys) -> tuple[int, str, dict]:

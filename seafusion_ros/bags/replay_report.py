@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +11,7 @@ import cv2
 import numpy as np
 
 from seafusion_ros.bags.replay import ReplayResult
+from seafusion_ros.evaluation.fusion_report import write_text_atomic
 from seafusion_ros.image_pairs import write_image_atomic
 from seafusion_ros.metrics.fusion_metrics import HIGHER_IS_BETTER, METRIC_NAMES
 
@@ -109,13 +109,6 @@ def _markdown(summary: dict[str, Any], sheet: bool) -> str:
     return "\n".join(lines)
 
 
-def _write_text_atomic(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(text)
-    os.replace(tmp, path)
-
-
 def write_report(result: ReplayResult, out_dir: str | os.PathLike, sample_frames: int = 6) -> dict[str, Any]:
     """Write report.json, report.md and (with pairs) contact_sheet.png into out_dir; returns the summary."""
     out_dir = Path(out_dir)
@@ -124,6 +117,6 @@ def write_report(result: ReplayResult, out_dir: str | os.PathLike, sample_frames
     sheet = contact_sheet(result.samples, sample_frames)
     if sheet is not None:
         write_image_atomic(out_dir / CONTACT_SHEET, sheet)
-    _write_text_atomic(out_dir / REPORT_JSON, json.dumps(summary, indent=2))
-    _write_text_atomic(out_dir / REPORT_MD, _markdown(summary, sheet is not None))
+    write_text_atomic(out_dir / REPORT_JSON, json.dumps(summary, indent=2))
+    write_text_atomic(out_dir / REPORT_MD, _markdown(summary, sheet is not None))
     return summary
