@@ -274,19 +274,31 @@ def test_truncated_bag_gives_a_partial_report(tmp_path, random_fusion_weights, c
     assert 0 <= report["pairs"] < 18
 
 
+def test_frames_too_small_for_the_metrics_are_still_replayed(tmp_path, random_fusion_weights, capsys):
+    bag = _mismatched_size_bag(tmp_path / "bag", thermal=(32, 40), rgb=(32, 40))
+    code = replay_main([str(bag), "--out", str(tmp_path / "out"), "--weights", str(random_fusion_weights),
+                        "--device", "cpu", "--no-segmentation", "--no-progress"])
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert report["pairs"] == 3 and len(_messages(tmp_path / "out" / "output_bag")["/fused/image"]) == 3
+    assert all("no fusion metrics: image too small for VIF" in p for p in report["problems"])
+    assert len(report["problems"]) == 3 and code == 1  # reported as problems, not as a damaged bag
+    capsys.readouterr()
+
+
 def test_missing_bag_is_a_clear_message(tmp_path, random_fusion_weights, capsys):
     code, err, report = _replay_cli(tmp_path / "nope", tmp_path / "out", random_fusion_weights, capsys)
     assert code == 1 and "bag not found" in err
 
 
-def _mismatched_size_bag(path: Path, pairs: int = 3) -> Path:
+def _mismatched_size_bag(path: Path, pairs: int = 3, thermal: tuple[int, int] = (30, 40),
+                         rgb: tuple[int, int] = (60, 80)) -> Path:
     """Thermal 30 x 40 (16UC1) and RGB 60 x 80, identical stamps: like a real thermal + RGB camera pair."""
     rng = np.random.default_rng(0)
     frames = []
     for k in range(pairs):
         stamp = 1_000_000_000 + k * 100_000_000
-        frames.append(("thermal", Frame(rng.integers(7000, 9000, (30, 40)).astype(np.uint16), "16UC1", stamp)))
-        frames.append(("rgb", Frame(rng.integers(0, 256, (60, 80, 3), dtype=np.uint8), "rgb8", stamp)))
+        frames.append(("thermal", Frame(rng.integers(7000, 9000, thermal).astype(np.uint16), "16UC1", stamp)))
+        frames.append(("rgb", Frame(rng.integers(0, 256, (*rgb, 3), dtype=np.uint8), "rgb8", stamp)))
     return write_pair_bag(path, frames, progress=False)
 
 

@@ -125,7 +125,12 @@ class _Replayer:
         encode = time.perf_counter() - t1
         ir8 = ir if ir.dtype == np.uint8 else self._thermal_as_8bit(ir)
         vis_rgb = vis if vis.ndim == 2 or order == "rgb" else np.ascontiguousarray(vis[:, :, ::-1])
-        metrics = fusion_scores(out.image, ir8, vis_rgb).values if self.options.metrics else {}
+        metrics = {}
+        if self.options.metrics:
+            try:
+                metrics = fusion_scores(out.image, ir8, vis_rgb).values
+            except ValueError as exc:  # e.g. too small for VIF's windows: the pair is still fused and written
+                self.result.problems.append(f"pair at RGB stamp {stamp} ns: no fusion metrics: {exc}")
         timings = {"decode": decode, **out.timings, "encode_write": encode}
         self.result.pairs.append(PairRecord(stamp, stamp_to_ns(thermal_msg.header.stamp), timings, metrics))
         self.result.samples.append({"thermal": ir8, "rgb": vis_rgb, "fused": out.image,
