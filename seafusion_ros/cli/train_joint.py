@@ -52,7 +52,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rounds", type=positive_int, default=4)
     p.add_argument("--betas", type=_betas, default=None, help="semantic weight per round (default 0,1,2,...)")
     p.add_argument("--fusion-epochs", type=positive_int, default=10)
-    p.add_argument("--fusion-lr", type=positive_float, default=1e-3)
+    p.add_argument("--fusion-lr", type=non_negative_float, default=1e-3,
+                   help="Adam learning rate of the fusion network (0 keeps it as initialised)")
     p.add_argument("--fusion-lr-decay", type=positive_float, default=0.75)
     p.add_argument("--batch-size", type=positive_int, default=4, help="fusion batch size")
     p.add_argument("--crop", type=int_at_least(MIN_CROP), default=192,
