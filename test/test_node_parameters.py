@@ -94,8 +94,9 @@ def test_invalid_or_configure_time_values_are_refused_with_the_reason(context, t
         assert ok, reason  # the identity homography is a valid warp
         ok, reason = params.set("registration.homography", [0.0] * 9)
         assert not ok and "singular" in reason
-        ok, reason = params.set("autostart", False)
-        assert not ok and "read-only" in reason
+        ok, reason = params.set("autostart", True)  # the test node was started with false
+        assert not ok and "autostart is read at start-up only" in reason
+        assert params.set("autostart", False) == (True, "")  # its own value: a dumped file loads back
         assert node.get_parameter("qos.depth").value == 5 and node.config.depth == 5
         assert node.get_parameter("output.encoding").value == "rgb8"
 

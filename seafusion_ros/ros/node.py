@@ -28,7 +28,8 @@ timeout finishes its pair without publishing it.
 Parameters (``ros2 param set``): invalid values are refused when set, with the reason. On a configured
 node (inactive or active) the live ones (output encoding, overlay alpha, normalize, thermal gain,
 registration mode and homography, sync mode, queue size and slop, input timeout) apply to the next pair,
-and changes to the others are refused until the node is cleaned up; ``autostart`` is read-only.
+and changes to the others are refused until the node is cleaned up; ``autostart`` is read at start-up
+only (a new value is refused, its own value accepted, so a dumped parameter file loads back).
 Parameter names the node does not have (a misspelled params-file key) are named in a warning.
 """
 
@@ -160,7 +161,13 @@ class SeaFusionNode(LifecycleNode):
             self.get_logger().error(f"configuration failed:\n{traceback.format_exc()}")
             self.engine, self.config = None, None
             return TransitionCallbackReturn.FAILURE
-        self._create_entities()
+        try:
+            self._create_entities()
+        except Exception:  # e.g. an invalid remapped topic name: leave the node truly unconfigured
+            self.get_logger().error(f"configuration failed:\n{traceback.format_exc()}")
+            self._destroy_entities()
+            self.engine, self.config = None, None
+            return TransitionCallbackReturn.FAILURE
         segmentation = "on" if self._segmenter is not None else "off"
         self.get_logger().info(
             f"configured: device {self.engine.device}, precision {self.engine.precision}, "
@@ -520,9 +527,8 @@ class SeaFusionNode(LifecycleNode):
                           segment=want_mask or want_overlay,
                           mono=want_fused and cfg.output_encoding == "mono8")
         t2 = time.perf_counter()
-        if self._stop:  # deactivated while this pair was in the engine (the worker outlived the join timeout)
-            return
         header = rgb_msg.header
+        messages = []
         if want_fused:
             if cfg.output_encoding == "mono8":
                 fused = out.mono
@@ -530,12 +536,17 @@ class SeaFusionNode(LifecycleNode):
                 fused = out.image[:, :, ::-1]
             else:
                 fused = out.image
-            self._pubs["fused"].publish(numpy_to_image(fused, cfg.output_encoding, header))
+            messages.append(("fused", numpy_to_image(fused, cfg.output_encoding, header)))
         if want_mask:
-            self._pubs["mask"].publish(numpy_to_image(out.mask, "mono8", header))
+            messages.append(("mask", numpy_to_image(out.mask, "mono8", header)))
         if want_overlay:
             overlay = blend_overlay(out.image, out.mask, self.palette, cfg.overlay_alpha)
-            self._pubs["overlay"].publish(numpy_to_image(overlay, "rgb8", header))
+            messages.append(("overlay", numpy_to_image(overlay, "rgb8", header)))
+        with self._cv:  # deactivation sets _stop under this lock: it comes wholly before or after the publishing
+            if self._stop:  # deactivated while this pair was in the engine (the worker outlived the join timeout)
+                return
+            for key, msg in messages:
+                self._pubs[key].publish(msg)
         t3 = time.perf_counter()
         stamp_ns = stamp_to_ns(header.stamp)
         timings = out.timings

@@ -42,11 +42,11 @@ class ParamSpec:
     low: float | None = None
     high: float | None = None
     live: bool = False  # applied at once on a configured node; else read on configure only
-    read_only: bool = False  # only a start-up value (params file, launch) makes sense
+    startup_only: bool = False  # only a start-up value (params file, launch) makes sense
 
     def descriptor(self) -> ParameterDescriptor:
         constraints = [f"one of: {', '.join(self.choices)}"] if self.choices else []
-        if self.read_only:
+        if self.startup_only:
             constraints.append("read at start-up only")
         elif self.live:
             constraints.append("changes apply at once")
@@ -56,7 +56,6 @@ class ParamSpec:
             name=self.name,
             description=self.description,
             additional_constraints="; ".join(constraints),
-            read_only=self.read_only,
         )
         if self.low is not None and self.high is not None:
             if isinstance(self.default, bool):
@@ -75,7 +74,7 @@ PARAMETERS: tuple[ParamSpec, ...] = (
         "autostart",
         True,
         "configure and activate at start-up (false: wait for lifecycle transitions)",
-        read_only=True,
+        startup_only=True,
     ),
     ParamSpec("device", "auto", "torch device: auto (CUDA if available, else CPU), cpu, cuda, cuda:N"),
     ParamSpec("precision", "auto", "inference precision: auto = fp16 on CUDA, bf16 on CPUs with native bf16, "
@@ -317,6 +316,9 @@ def check_change(
     Raises ParameterError naming every refused value.
     """
     changed = {name for name, value in changes.items() if _comparable(value) != _comparable(current[name])}
+    startup = sorted(name for name in changed if SPECS[name].startup_only)
+    if startup:  # not ROS's read_only: that refuses even the same value, so a dumped file would not load back
+        raise ParameterError(f"{', '.join(startup)} is read at start-up only: restart the node with the new value")
     if not configured:
         problems = [problem for name in sorted(changes) for problem in value_problems(name, changes[name])]
         if problems:
