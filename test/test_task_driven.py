@@ -6,9 +6,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+import torch
 
 from seafusion_ros.cli.eval_task import main
 from seafusion_ros.engine import FusionEngine
+from seafusion_ros.models.checkpoint import read_checkpoint
 from seafusion_ros.segmentation.object_contrast import box_contrasts
 from seafusion_ros.segmentation.pseudo_masks import Box
 from seafusion_ros.segmentation.seed_summary import summarise_seeds
@@ -87,6 +89,13 @@ def test_a_run_with_other_settings_is_not_reused(small_data, tmp_path, capsys):
     assert "size [48, 64] there, [32, 64] now" in capsys.readouterr().err
     assert (out / "released" / "segmentation.pt").stat().st_mtime_ns == finished
     assert (out / "task_driven.json").read_text() == report  # the earlier report is left as it was
+
+    for checkpoint in ("segmentation.pt", "last.pt"):  # as an older version wrote them: no size, relative images
+        state = read_checkpoint(out / "released" / checkpoint)
+        del state["model_card"]["inference_size"]
+        state["model_card"]["images"] = "fused"
+        torch.save(state, out / "released" / checkpoint)
+    assert main(argv()) == 0, capsys.readouterr().err  # what was not recorded is not held against the run
 
 
 @pytest.mark.parametrize("args", [("--epochs", "0"), ("--batch-size", "-1"), ("--lr", "0"), ("--threads", "-2")])

@@ -116,7 +116,7 @@ def train_or_resume(name: str, image_dir: Path, mask_dir: Path, train_stems: lis
     model = bisenet_lite(BOX_CLASSES.num_classes, inference_size=base_size)
     train_set = SegmentationDataset(image_dir, mask_dir, BOX_CLASSES.num_classes, train_stems, base_size,
                                     train=True, seed=config.seed)
-    full_card = {**card, **BOX_CLASSES.card(), "input": name, "images": str(image_dir),
+    full_card = {**card, **BOX_CLASSES.card(), "input": name, "images": str(Path(image_dir).resolve()),
                  "train_frames": len(train_stems)}
     train_segmentation(model, train_set, None, config, out_dir, full_card, resume=(out_dir / LAST).is_file())
     return model
@@ -126,7 +126,7 @@ def _run_settings(config: SegmentationTrainConfig, base_size: tuple[int, int], i
                   train_frames: int) -> dict[str, Any]:
     """What makes two runs of one input the same experiment (device and progress bars do not)."""
     train = {k: v for k, v in asdict(config).items() if k not in ("device", "progress")}
-    return {"train_config": train, "inference_size": list(base_size), "images": str(image_dir),
+    return {"train_config": train, "inference_size": list(base_size), "images": str(Path(image_dir).resolve()),
             "train_frames": train_frames}
 
 
@@ -135,10 +135,11 @@ def _check_same_run(checkpoint: Path, wanted: Mapping[str, Any]) -> None:
     trained = card.get("train_config", {})  # a key an older version did not record is not compared
     differences = [f"{key} {trained[key]!r} there, {value!r} now"
                    for key, value in wanted["train_config"].items() if key in trained and trained[key] != value]
-    if card.get("inference_size") != wanted["inference_size"]:
-        differences.append(f"size {card.get('inference_size')} there, {wanted['inference_size']} now")
-    if "images" in card and Path(card["images"]).resolve() != Path(wanted["images"]).resolve():
-        differences.append(f"images {card['images']} there, {wanted['images']} now")
+    if card.get("inference_size", wanted["inference_size"]) != wanted["inference_size"]:
+        differences.append(f"size {card['inference_size']} there, {wanted['inference_size']} now")
+    recorded_images = Path(card.get("images", wanted["images"]))  # older versions: relative to an unknown cwd
+    if recorded_images.is_absolute() and recorded_images != Path(wanted["images"]):
+        differences.append(f"images {recorded_images} there, {wanted['images']} now")
     if card.get("train_frames", wanted["train_frames"]) != wanted["train_frames"]:
         differences.append(f"{card['train_frames']} training frames there, {wanted['train_frames']} now")
     if differences:
