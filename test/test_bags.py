@@ -203,6 +203,22 @@ def test_replay_refuses_a_used_out_folder_and_overwrite_replaces_its_results_onc
     assert not [p.name for p in tmp_path.iterdir() if "partial" in p.name]
 
 
+def test_an_interrupted_replay_into_a_new_folder_leaves_no_folder(tmp_path, random_fusion_weights, monkeypatch):
+    import seafusion_ros.bags.replay as replay_module
+
+    bag = write_pair_bag(tmp_path / "bag", synthetic_frames(1.0, StreamTiming(4.0), StreamTiming(4.0), 32, 40),
+                         progress=False)
+
+    def interrupted(raw: bytes):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(replay_module, "deserialize_image", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        replay_main([str(bag), "--out", str(tmp_path / "new"), "--weights", str(random_fusion_weights),
+                     "--device", "cpu", "--no-metrics", "--no-progress"])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bag", "random_fusion.pt"]  # staged inside --out
+
+
 @pytest.mark.parametrize(("option", "values"), [("--duration", ["-1"]), ("--rgb-rate", ["0"]), ("--jitter", ["-0.001"]),
                                                ("--size", ["64", "16"]), ("--seed", ["-1"])])
 def test_make_bag_refuses_meaningless_numbers_at_parse_time(tmp_path, capsys, option, values):

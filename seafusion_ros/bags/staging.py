@@ -6,9 +6,12 @@ whatever was there before is kept.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 from pathlib import Path
+
+STAGING_NAME = ".partial"  # inside a results folder: what a run is still writing
 
 
 class StagedBag:
@@ -40,25 +43,25 @@ class StagedBag:
 
 
 class StagedResults:
-    """A run's result files and folders (``names``), written into ``path`` = ``.OUT.partial/`` beside the
-    folder ``out`` and moved into ``out`` by ``commit`` once all are complete.
+    """A run's result files and folders (``names``), written into ``path`` = ``out/.partial/`` and moved
+    into ``out`` by ``commit`` once all are complete.
 
-    ``commit`` replaces those results in ``out`` and removes the ones this run did not write (a contact
-    sheet or an output bag of an earlier run would not belong to the new report); other files in ``out``
-    are left alone.
+    Staging inside ``out`` keeps every move on one filesystem and needs no write access beside ``out``
+    (a mounted volume, a folder in a read-only parent). ``commit`` replaces those results in ``out`` and
+    removes the ones this run did not write (a contact sheet or an output bag of an earlier run would not
+    belong to the new report); other files in ``out`` are left alone.
     """
 
     def __init__(self, out: str | os.PathLike, names: tuple[str, ...]) -> None:
         self.out = Path(out)
         self.names = names
-        resolved = self.out.resolve()  # "." has no name to put a sibling beside
-        self.path = resolved.with_name(f".{resolved.name}.partial")
+        self._created = not self.out.exists()
+        self.path = self.out / STAGING_NAME
         shutil.rmtree(self.path, ignore_errors=True)  # left by a run that was killed
         self.path.mkdir(parents=True)
 
     def commit(self) -> None:
         """Move every result into ``out``: a file in one rename, a folder after its old version is moved away."""
-        self.out.mkdir(parents=True, exist_ok=True)
         replaced = self.path / ".replaced"
         replaced.mkdir()
         for name in self.names:
@@ -70,5 +73,8 @@ class StagedResults:
         shutil.rmtree(self.path)
 
     def discard(self) -> None:
-        """Remove the new results; ``out`` stays as it was."""
+        """Remove the new results; ``out`` stays as it was (and goes again if this run created it)."""
         shutil.rmtree(self.path, ignore_errors=True)
+        if self._created:
+            with contextlib.suppress(OSError):  # not empty: someone wrote into it meanwhile
+                self.out.rmdir()

@@ -21,7 +21,7 @@ from tqdm import tqdm
 from seafusion_ros.approximate_sync import SYNC_MODES, make_sync
 from seafusion_ros.bags.replay import ReplayOptions, replay_bag
 from seafusion_ros.bags.replay_report import REPORT_FILES, write_report
-from seafusion_ros.bags.staging import StagedResults
+from seafusion_ros.bags.staging import STAGING_NAME, StagedResults
 from seafusion_ros.cli.engine_options import add_engine_arguments, engine_from_args
 from seafusion_ros.cli.number_arguments import positive_float, positive_int
 from seafusion_ros.cli.size_argument import size_type
@@ -65,7 +65,7 @@ def _out_problem(out: Path, overwrite: bool) -> str | None:
     """Why --out cannot take the results, or None."""
     if out.exists() and not out.is_dir():
         return f"--out {out} is not a folder"
-    if out.is_dir() and not overwrite and any(out.iterdir()):
+    if out.is_dir() and not overwrite and any(p.name != STAGING_NAME for p in out.iterdir()):
         return f"--out folder {out} is not empty; pass --overwrite to replace the results in it, or another --out"
     return None
 
@@ -95,7 +95,11 @@ def main(argv: list[str] | None = None) -> int:
     options = ReplayOptions(args.thermal_topic, args.rgb_topic, args.sync, args.queue_size, args.slop,
                             segment=not args.no_segmentation, metrics=not args.no_metrics, sample_frames=args.samples,
                             registration=registration)
-    staged = StagedResults(args.out, (OUTPUT_BAG, *REPORT_FILES))
+    try:
+        staged = StagedResults(args.out, (OUTPUT_BAG, *REPORT_FILES))
+    except OSError as exc:  # e.g. no write permission
+        print(f"seafusion-replay: error: cannot write into --out {args.out}: {exc}", file=sys.stderr)
+        return 2
     bar = tqdm(desc="replaying", unit="msg", disable=args.no_progress)
 
     def progress(seen: int, total: int) -> None:
@@ -113,7 +117,12 @@ def main(argv: list[str] | None = None) -> int:
         raise
     finally:
         bar.close()
-    staged.commit()
+    try:
+        staged.commit()
+    except OSError as exc:
+        print(f"seafusion-replay: error: cannot move the results into {args.out}: {exc} (they are in "
+              f"{staged.path})", file=sys.stderr)
+        return 1
     for problem in result.problems:
         print(f"seafusion-replay: {problem}", file=sys.stderr)
     print(f"{summary['pairs']} pairs; unmatched thermal {summary['unmatched']['thermal']}, "
