@@ -220,7 +220,8 @@ def test_an_interrupted_replay_into_a_new_folder_leaves_no_folder(tmp_path, rand
 
 
 @pytest.mark.parametrize(("option", "values"), [("--duration", ["-1"]), ("--rgb-rate", ["0"]), ("--jitter", ["-0.001"]),
-                                               ("--size", ["64", "16"]), ("--seed", ["-1"])])
+                                               ("--size", ["64", "16"]), ("--seed", ["-1"]),
+                                               ("--thermal-offset", ["nan"])])
 def test_make_bag_refuses_meaningless_numbers_at_parse_time(tmp_path, capsys, option, values):
     with pytest.raises(SystemExit) as stopped:
         make_bag_main([str(tmp_path / "bag"), option, *values, "--no-progress"])

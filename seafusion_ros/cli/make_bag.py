@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 from pathlib import Path
 
@@ -18,14 +17,12 @@ from seafusion_ros.bags.recording import (
     write_pair_bag,
 )
 from seafusion_ros.cli.number_arguments import (
-    float_above,
+    finite_float,
     int_at_least,
     non_negative_float,
     non_negative_int,
     positive_float,
 )
-
-finite_float = float_above(-math.inf)  # any sign, but not nan or inf (they would make every stamp garbage)
 
 
 def build_parser() -> argparse.ArgumentParser:
