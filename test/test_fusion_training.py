@@ -71,11 +71,16 @@ def test_resume_from_weights_only_file_is_refused(msrs_dev, tmp_path, random_fus
     assert rc == 2 and "checkpoint not found" in capsys.readouterr().err
 
 
-def test_an_existing_run_is_never_overwritten(msrs_dev, tmp_path, capsys):
-    data = tmp_path / "data"
+def _one_pair(msrs_dev, data):
+    """A data folder holding one real MSRS training pair (symlinked)."""
     for sub in ("ir", "vi"):
         (data / sub).mkdir(parents=True)
         (data / sub / "00004N.png").symlink_to(msrs_dev / sub / "00004N.png")
+    return data
+
+
+def test_an_existing_run_is_never_overwritten(msrs_dev, tmp_path, capsys):
+    data = _one_pair(msrs_dev, tmp_path / "data")
     run = tmp_path / "run"
     common = ["--data", str(data), "--out", str(run), "--epochs", "1", "--batch-size", "2", "--crop", "32",
               "--crops-per-image", "2", "--device", "cpu", "--no-progress"]
@@ -116,10 +121,7 @@ def test_hot_crops_centre_on_the_warmest_pixels(msrs_dev):
 
 
 def test_init_weights_starts_from_a_checkpoint_and_is_recorded(msrs_dev, tmp_path, random_fusion_weights):
-    data = tmp_path / "data"
-    for sub in ("ir", "vi"):
-        (data / sub).mkdir(parents=True)
-        (data / sub / "00004N.png").symlink_to(msrs_dev / sub / "00004N.png")
+    data = _one_pair(msrs_dev, tmp_path / "data")
     run = tmp_path / "run"
     assert train_main(["--data", str(data), "--out", str(run), "--epochs", "1", "--batch-size", "2", "--crop", "32",
                        "--crops-per-image", "2", "--lr", "1e-9", "--init-weights", str(random_fusion_weights),
