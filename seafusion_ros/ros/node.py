@@ -244,8 +244,8 @@ class SeaFusionNode(LifecycleNode):
     def _apply_live(self, config: NodeConfig, changed: set[str], registration: Registration) -> None:
         """Switch to a validated configuration that differs from the current one in live parameters only.
 
-        The worker reads the config, registration and gain once per pair, so each pair sees either the
-        old values or the new ones.
+        Plain attribute swaps: the pair the worker is processing may still use some old values, the next
+        one uses all the new ones. A new thermal gain starts its temporal smoothing afresh.
         """
         self.config, self.registration = config, registration
         engine = self.engine  # None while inactive: activation builds the engine from self.config
