@@ -37,16 +37,8 @@ def float_at_least(minimum: float) -> Callable[[str], float]:
     return _bounded(float, lambda v: v >= minimum, f"a number >= {minimum:g}")
 
 
-def finite_float(text: str) -> float:
-    """An argparse ``type``: any finite number (nan or inf would poison every value computed from it)."""
-    return _bounded(float, lambda v: True, "a finite number")(text)
-
-
-def fraction(text: str) -> float:
-    """An argparse ``type``: a number in [0, 1]."""
-    return _bounded(float, lambda v: 0.0 <= v <= 1.0, "a number in [0, 1]")(text)
-
-
+finite_float = _bounded(float, lambda v: True, "a finite number")  # nan or inf would poison every use
+fraction = _bounded(float, lambda v: 0.0 <= v <= 1.0, "a number in [0, 1]")
 positive_int = int_at_least(1)
 non_negative_int = int_at_least(0)
 positive_float = float_above(0.0)

@@ -106,18 +106,18 @@ def train_or_resume(name: str, image_dir: Path, mask_dir: Path, train_stems: lis
     settings; otherwise ValueError names the differences (its scores would be reported under settings it
     was never trained with).
     """
-    for earlier in (out_dir / FINAL, out_dir / LAST):
-        if earlier.is_file():
-            _check_same_run(earlier, _run_settings(config, base_size, image_dir, len(train_stems)))
-            break
-    if (out_dir / FINAL).is_file():
-        return load_segmentation_model(out_dir / FINAL)[0]
+    settings = _run_settings(config, base_size, image_dir, len(train_stems))
+    earlier = next((path for path in (out_dir / FINAL, out_dir / LAST) if path.is_file()), None)
+    if earlier is not None:
+        _check_same_run(earlier, settings)
+    if earlier == out_dir / FINAL:
+        return load_segmentation_model(earlier)[0]
     torch.manual_seed(config.seed)
     model = bisenet_lite(BOX_CLASSES.num_classes, inference_size=base_size)
     train_set = SegmentationDataset(image_dir, mask_dir, BOX_CLASSES.num_classes, train_stems, base_size,
                                     train=True, seed=config.seed)
-    full_card = {**card, **BOX_CLASSES.card(), "input": name, "images": str(Path(image_dir).resolve()),
-                 "train_frames": len(train_stems)}
+    full_card = {**card, **BOX_CLASSES.card(), "input": name, "images": settings["images"],
+                 "train_frames": settings["train_frames"]}
     train_segmentation(model, train_set, None, config, out_dir, full_card, resume=(out_dir / LAST).is_file())
     return model
 
