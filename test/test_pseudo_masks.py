@@ -1,4 +1,5 @@
-"""Pseudo-masks from YOLO boxes: warm pixels inside a box are the object, the rest of the box ignore."""
+"""Pseudo-masks from YOLO boxes: warm pixels inside a box are the object, the rest of the box ignore; or, as
+the image-free control, the inner part of each box."""
 
 from pathlib import Path
 
@@ -6,7 +7,7 @@ import cv2
 import numpy as np
 import pytest
 
-from seafusion_ros.segmentation.pseudo_masks import Box, pseudo_mask, read_yolo_boxes, write_pseudo_masks
+from seafusion_ros.segmentation.pseudo_masks import Box, box_mask, pseudo_mask, read_yolo_boxes, write_pseudo_masks
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 MSRS = SHARED / "data" / "msrs_dev"
@@ -83,3 +84,37 @@ def test_real_msrs_masks_mark_warm_objects_inside_their_boxes(tmp_path):
     before = paths[0].stat().st_mtime_ns
     write_pseudo_masks(MSRS / "ir", MSRS / "detection_yolo", tmp_path, stems=stems)
     assert paths[0].stat().st_mtime_ns == before
+
+
+def test_box_labels_are_the_inner_part_of_each_box_whatever_the_image():
+    mask = box_mask((60, 80), [Box(2, 20, 10, 40, 50)])  # 20 wide, 40 tall: bands of 2 and 4 pixels
+    assert (mask[14:46, 22:38] == 3).all()
+    band = mask[10:50, 20:40].copy()
+    band[4:36, 2:18] = 0
+    assert set(np.unique(band)) == {0, 255} and (band != 0).sum() == 20 * 40 - 16 * 32
+    assert (mask == 0).sum() == 60 * 80 - 20 * 40
+
+
+def test_box_labels_overlaps_small_boxes_and_bad_borders():
+    mask = box_mask((60, 80), [Box(1, 10, 10, 50, 50), Box(0, 20, 15, 30, 40), Box(2, 60, 5, 63, 30)])
+    assert (mask[18:38, 21:29] == 1).all()  # the rider's box decides its inner pixels
+    assert mask[15, 25] == 255  # its band is ignore, over the bicycle's inner part
+    assert (mask[14:46, 14:20] == 2).all()
+    assert (mask[5:30, 60:63] == 255).all()  # 3 pixels wide: too small to label
+    assert (box_mask((60, 80), [Box(0, 20, 10, 40, 50)], border=0.0)[11:49, 21:39] == 1).all()  # 1-pixel band
+    with pytest.raises(ValueError, match="border"):
+        box_mask((60, 80), [], border=0.5)
+
+
+def test_box_labels_come_from_the_boxes_only_and_accept_16_bit_infrared(tmp_path):
+    (tmp_path / "ir").mkdir()
+    (tmp_path / "boxes").mkdir()
+    cv2.imwrite(str(tmp_path / "ir" / "a.png"), np.full((40, 60), 4000, np.uint16))
+    (tmp_path / "boxes" / "a.txt").write_text("0 0.5 0.5 0.5 0.5\n")
+    [path] = write_pseudo_masks(tmp_path / "ir", tmp_path / "boxes", tmp_path / "masks", scheme="box")
+    mask = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    assert mask.shape == (40, 60) and (mask[12:28, 18:42] == 1).all() and mask[10, 15] == 255
+    with pytest.raises(ValueError, match="unknown label scheme 'hot'"):
+        write_pseudo_masks(tmp_path / "ir", tmp_path / "boxes", tmp_path / "m2", scheme="hot")
+    with pytest.raises(ValueError, match="8-bit"):
+        write_pseudo_masks(tmp_path / "ir", tmp_path / "boxes", tmp_path / "m3")

@@ -87,12 +87,14 @@ def test_a_run_with_other_settings_is_not_reused(small_data, tmp_path, capsys):
     assert "holds a run with other settings (epochs 1 there, 2 now)" in err and str(out / "released") in err
     assert main(argv(size="32x64")) == 2
     assert "size [48, 64] there, [32, 64] now" in capsys.readouterr().err
+    assert main(argv() + ["--labels", "box"]) == 2
+    assert "warm labels there, box now" in capsys.readouterr().err
     assert (out / "released" / "segmentation.pt").stat().st_mtime_ns == finished
     assert (out / "task_driven.json").read_text() == report  # the earlier report is left as it was
 
     for checkpoint in ("segmentation.pt", "last.pt"):  # as an older version wrote them: no size, relative images
         state = read_checkpoint(out / "released" / checkpoint)
-        del state["model_card"]["inference_size"]
+        del state["model_card"]["inference_size"], state["model_card"]["label_scheme"]
         state["model_card"]["images"] = "fused"
         torch.save(state, out / "released" / checkpoint)
     assert main(argv()) == 0, capsys.readouterr().err  # what was not recorded is not held against the run
@@ -179,3 +181,16 @@ def test_seed_and_seeds_are_exclusive(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["task", "--data", str(tmp_path), "--out", str(tmp_path / "o"), "--seed", "1", "--seeds", "0-2"])
     assert "not allowed with" in capsys.readouterr().err
+
+
+def test_box_labels_are_a_control_no_input_shaped(small_data, tmp_path):
+    out = tmp_path / "box"
+    argv = ["task", "--data", str(small_data), "--labels", "box", "--out", str(out), "--epochs", "1",
+            "--batch-size", "2", "--size", "48x64", "--threads", "1", "--no-progress"]
+    assert main(argv) == 0
+    assert not (out / "pseudo_masks").exists() and len(list((out / "box_masks").glob("*.png"))) == 7
+    report = json.loads((out / "task_driven.json").read_text())
+    assert report["labels"] == "box" and list(report["inputs"]) == ["infrared", "visible"]
+    assert "mIoU on box pseudo-masks" in (out / "task_driven.md").read_text()
+    card = read_checkpoint(out / "infrared" / "segmentation.pt")["model_card"]
+    assert card["label_scheme"] == "box" and card["labels"].startswith("box pseudo-masks")

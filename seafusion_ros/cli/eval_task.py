@@ -4,7 +4,8 @@
 
 trains the same segmentation network on infrared-only (DATA/ir), visible-only (DATA/vi) and each
 ``--fused NAME=DIR`` folder over the fixed training split, then scores each on the validation split:
-mIoU on pseudo-masks derived from DATA/detection_yolo and box AP@0.5 per class against those boxes,
+mIoU on pseudo-masks derived from DATA/detection_yolo (``--labels``: the warm infrared part of each box, or
+the box itself as a control no input shaped) and box AP@0.5 per class against those boxes,
 with each input's object contrast (how far the labelled pixels stand out from a ring around the box).
 Writes OUT/task_driven.{md,json,png}; each input's run lives in OUT/NAME and is resumed if interrupted.
 With ``--seeds 0-4`` every seed gets its own such folder OUT/seed_N, and OUT/task_driven.* give the mean,
@@ -22,7 +23,7 @@ import torch
 
 from seafusion_ros.cli.number_arguments import non_negative_int, positive_float, positive_int
 from seafusion_ros.cli.size_argument import parse_size
-from seafusion_ros.segmentation.pseudo_masks import write_pseudo_masks
+from seafusion_ros.segmentation.pseudo_masks import LABEL_SCHEMES, write_pseudo_masks
 from seafusion_ros.segmentation.seed_summary import summarise_seeds, write_seed_report
 from seafusion_ros.segmentation.task_driven import BoxScoring, run_task_driven
 from seafusion_ros.segmentation.trainer import SegmentationTrainConfig
@@ -66,6 +67,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=positive_int, default=8)
     p.add_argument("--lr", type=positive_float, default=0.01)
     p.add_argument("--size", type=parse_size, default=(120, 160), help="working size HxW")
+    p.add_argument("--labels", choices=LABEL_SCHEMES, default="warm",
+                   help="pseudo-mask scheme: warm = a box's warm infrared pixels (the labels the bundled segmenter "
+                        "learnt; drawn from the infrared image, so they favour it), box = each box's inner 80 %% "
+                        "(drawn from no input: the control)")
     p.add_argument("--close-px", type=non_negative_int, default=BoxScoring.close_px, help="closing before components")
     seeds = p.add_mutually_exclusive_group()
     seeds.add_argument("--seed", type=non_negative_int, default=0, help="one training seed (runs in OUT/NAME)")
@@ -107,15 +112,16 @@ def main(argv: list[str] | None = None) -> int:
             missing = [s for s in stems if s not in have]
             if missing:
                 raise ValueError(f"input {name} ({folder}) lacks {len(missing)} frames, e.g. {missing[:3]}")
-        mask_dir = args.out / "pseudo_masks"
-        write_pseudo_masks(args.data / "ir", args.data / "detection_yolo", mask_dir, stems)
+        mask_dir = args.out / ("pseudo_masks" if args.labels == "warm" else "box_masks")
+        write_pseudo_masks(args.data / "ir", args.data / "detection_yolo", mask_dir, stems, scheme=args.labels)
     except (ValueError, FileNotFoundError) as exc:
         print(f"seafusion-eval task: error: {exc}", file=sys.stderr)
         return 2
     card = {"command": "seafusion-eval task " + shlex.join(argv), "data": str(args.data),
             "split": {"validation_frames": [list(r) for r in VALIDATION_FRAME_RANGES],
                       "train": len(train), "validation": len(val)},
-            "labels": "pseudo-masks from YOLO boxes (seafusion_ros.segmentation.pseudo_masks)"}
+            "labels": f"{args.labels} pseudo-masks from YOLO boxes (seafusion_ros.segmentation.pseudo_masks)",
+            "label_scheme": args.labels}
     scoring = BoxScoring(close_px=args.close_px)
 
     def run(seed: int, out_dir: Path) -> dict:

@@ -20,6 +20,11 @@ inside a box the warm pixels are taken as the object:
    threshold).
 
 The result is an H x W uint8 class-id image with 255 = ignore, the same format as real pixel labels.
+
+These ``warm`` labels are drawn from the infrared image, so an infrared-only segmentation network can learn
+the very rule that made them. The ``box`` scheme is the control that no input image shaped: each box's inner
+part (a ``border`` fraction of its width and height trimmed on every side) is the object, the trimmed band is
+ignore, outside every box is background; overlaps and small boxes as in 4 and 5 above.
 """
 
 from __future__ import annotations
@@ -126,9 +131,35 @@ def pseudo_mask(ir: np.ndarray, boxes: list[Box], min_contrast: float = 20.0,
     return mask
 
 
+def box_mask(shape: tuple[int, int], boxes: list[Box], border: float = 0.1, min_box_px: int = 4) -> np.ndarray:
+    """The image-free pseudo-mask (H x W uint8): each box's inner part is the object, a band of ``border`` x
+    its width (left and right) and height (top and bottom), at least one pixel, is ignore (255)."""
+    if not 0.0 <= border < 0.5:
+        raise ValueError(f"box border must be in [0, 0.5), got {border}")
+    mask = np.zeros(shape, np.uint8)
+    for box in sorted(boxes, key=lambda b: b.area, reverse=True):
+        if box.cls + 1 >= IGNORE_INDEX:
+            raise ValueError(f"box class {box.cls} does not fit an 8-bit mask")
+        width, height = box.x1 - box.x0, box.y1 - box.y0
+        mask[box.y0:box.y1, box.x0:box.x1] = IGNORE_INDEX
+        if min(width, height) < min_box_px:
+            continue
+        dx, dy = max(1, round(border * width)), max(1, round(border * height))
+        mask[box.y0 + dy:box.y1 - dy, box.x0 + dx:box.x1 - dx] = box.cls + 1
+    return mask
+
+
+LABEL_SCHEMES = ("warm", "box")
+
+
 def write_pseudo_masks(ir_dir: str | os.PathLike, boxes_dir: str | os.PathLike, out_dir: str | os.PathLike,
-                       stems: list[str] | None = None, overwrite: bool = False) -> list[Path]:
-    """Write one ``<stem>.png`` pseudo-mask per infrared image (cached: existing files are kept)."""
+                       stems: list[str] | None = None, overwrite: bool = False, scheme: str = "warm") -> list[Path]:
+    """Write one ``<stem>.png`` pseudo-mask per infrared image (cached: existing files are kept).
+
+    ``scheme`` is ``warm`` (``pseudo_mask``) or ``box`` (``box_mask``; the infrared image only gives the size).
+    """
+    if scheme not in LABEL_SCHEMES:
+        raise ValueError(f"unknown label scheme {scheme!r}: expected one of {', '.join(LABEL_SCHEMES)}")
     ir_dir, boxes_dir, out_dir = Path(ir_dir), Path(boxes_dir), Path(out_dir)
     if stems is None:
         stems = sorted(p.stem for p in ir_dir.iterdir() if p.suffix.lower() == ".png")
@@ -137,9 +168,10 @@ def write_pseudo_masks(ir_dir: str | os.PathLike, boxes_dir: str | os.PathLike, 
         target = out_dir / f"{stem}.png"
         if overwrite or not target.exists():
             ir = read_image(ir_dir / f"{stem}.png", color=False)
-            if ir.dtype != np.uint8:
+            if scheme == "warm" and ir.dtype != np.uint8:
                 raise ValueError(f"{ir_dir / stem}.png: pseudo masks need 8-bit infrared, got {ir.dtype}")
             boxes = read_yolo_boxes(boxes_dir / f"{stem}.txt", *ir.shape)
-            write_image_atomic(target, pseudo_mask(ir, boxes))
+            mask = pseudo_mask(ir, boxes) if scheme == "warm" else box_mask(ir.shape, boxes)
+            write_image_atomic(target, mask)
         written.append(target)
     return written

@@ -56,7 +56,8 @@ def summarise_seeds(reports: Mapping[int, Mapping[str, Any]]) -> dict[str, Any]:
         }
     first = reports[seeds[0]]
     return {"seeds": seeds, "inputs": summary, "validation_stems": first["validation_stems"],
-            "train_stems": first["train_stems"], "size": first["size"], "epochs": first["epochs"]}
+            "train_stems": first["train_stems"], "size": first["size"], "epochs": first["epochs"],
+            "labels": first.get("labels", "warm")}
 
 
 def _cell(spread: Mapping[str, Any]) -> str:
@@ -79,8 +80,8 @@ def write_seed_report(summary: dict[str, Any], out_dir: Path) -> None:
     text = (f"Task-driven evaluation over {len(seeds)} seeds ({', '.join(map(str, seeds))}): validation split "
             f"({summary['validation_stems']} frames), network trained {summary['epochs']} epochs on "
             f"{summary['train_stems']} frames at {summary['size'][0]}x{summary['size'][1]}. Mean ± sample "
-            f"standard deviation over the seeds; mIoU on pseudo-masks, AP50 from mask components vs YOLO "
-            f"boxes. Each seed's own report is in seed_N/.\n\n" + "\n".join(rows)
+            f"standard deviation over the seeds; mIoU on {summary.get('labels', 'warm')} pseudo-masks, AP50 from "
+            f"mask components vs YOLO boxes. Each seed's own report is in seed_N/.\n\n" + "\n".join(rows)
             + "\n\nBox AP50 per seed:\n\n" + "\n".join(per_seed) + "\n\n" + contrast_table(summary["inputs"]))
     means, errors = {}, {}
     for name, r in summary["inputs"].items():

@@ -106,7 +106,7 @@ def train_or_resume(name: str, image_dir: Path, mask_dir: Path, train_stems: lis
     settings; otherwise ValueError names the differences (its scores would be reported under settings it
     was never trained with).
     """
-    settings = _run_settings(config, base_size, image_dir, len(train_stems))
+    settings = _run_settings(config, base_size, image_dir, len(train_stems), card.get("label_scheme", "warm"))
     earlier = next((path for path in (out_dir / FINAL, out_dir / LAST) if path.is_file()), None)
     if earlier is not None:
         _check_same_run(earlier, settings)
@@ -117,17 +117,17 @@ def train_or_resume(name: str, image_dir: Path, mask_dir: Path, train_stems: lis
     train_set = SegmentationDataset(image_dir, mask_dir, BOX_CLASSES.num_classes, train_stems, base_size,
                                     train=True, seed=config.seed)
     full_card = {**card, **BOX_CLASSES.card(), "input": name, "images": settings["images"],
-                 "train_frames": settings["train_frames"]}
+                 "train_frames": settings["train_frames"], "label_scheme": settings["label_scheme"]}
     train_segmentation(model, train_set, None, config, out_dir, full_card, resume=(out_dir / LAST).is_file())
     return model
 
 
 def _run_settings(config: SegmentationTrainConfig, base_size: tuple[int, int], image_dir: Path,
-                  train_frames: int) -> dict[str, Any]:
+                  train_frames: int, label_scheme: str) -> dict[str, Any]:
     """What makes two runs of one input the same experiment (device and progress bars do not)."""
     train = {k: v for k, v in asdict(config).items() if k not in ("device", "progress")}
     return {"train_config": train, "inference_size": list(base_size), "images": str(Path(image_dir).resolve()),
-            "train_frames": train_frames}
+            "train_frames": train_frames, "label_scheme": label_scheme}
 
 
 def _check_same_run(checkpoint: Path, wanted: Mapping[str, Any]) -> None:
@@ -140,6 +140,8 @@ def _check_same_run(checkpoint: Path, wanted: Mapping[str, Any]) -> None:
     recorded_images = Path(card.get("images", wanted["images"]))  # older versions: relative to an unknown cwd
     if recorded_images.is_absolute() and recorded_images != Path(wanted["images"]):
         differences.append(f"images {recorded_images} there, {wanted['images']} now")
+    if card.get("label_scheme", "warm") != wanted["label_scheme"]:  # older versions only knew warm labels
+        differences.append(f"{card.get('label_scheme', 'warm')} labels there, {wanted['label_scheme']} now")
     if card.get("train_frames", wanted["train_frames"]) != wanted["train_frames"]:
         differences.append(f"{card['train_frames']} training frames there, {wanted['train_frames']} now")
     if differences:
@@ -161,7 +163,8 @@ def run_task_driven(inputs: Mapping[str, Path], mask_dir: Path, boxes_dir: Path,
         results[name] = {"images": str(image_dir), **evaluate_segmentation(model, val_set, boxes_dir, scoring,
                                                                            config.device)}
     report = {"inputs": results, "validation_stems": len(val_stems), "train_stems": len(train_stems),
-              "size": list(base_size), "epochs": config.epochs, "box_scoring": scoring.__dict__}
+              "size": list(base_size), "epochs": config.epochs, "box_scoring": scoring.__dict__,
+              "labels": (card or {}).get("label_scheme", "warm")}
     write_report(report, out_dir)
     return report
 
@@ -203,7 +206,8 @@ def write_report(report: dict[str, Any], out_dir: Path) -> None:
                     + f" | {format_score(r['box_map50'])} |")
     text = (f"Task-driven evaluation: validation split ({report['validation_stems']} frames), network "
             f"trained {report['epochs']} epochs on {report['train_stems']} frames at {report['size'][0]}x"
-            f"{report['size'][1]}. mIoU on pseudo-masks; AP50 from mask components vs YOLO boxes.\n\n"
+            f"{report['size'][1]}. mIoU on {report.get('labels', 'warm')} pseudo-masks; AP50 from mask components "
+            "vs YOLO boxes.\n\n"
             + "\n".join(rows) + "\n\n" + contrast_table(report["inputs"]))
     atomic_write(out_dir / "task_driven.md", text.encode())
     atomic_write(out_dir / "task_driven.json", json.dumps(report, indent=2).encode())
