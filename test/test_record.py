@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 
 import numpy as np
+import pytest
 import rclpy
 from bag_files import assert_self_contained
 from rclpy.context import Context
@@ -78,3 +79,13 @@ def test_finished_recording_stands_on_its_own(tmp_path, context):
     assert out == tmp_path / "recording"
     assert_self_contained(out, tmp_path / "copy")
     assert not [p.name for p in tmp_path.iterdir() if "partial" in p.name]
+
+
+def test_meaningless_settings_are_refused_before_anything_is_written(tmp_path, context):
+    node = Node("record_refuse_test", context=context)
+    for settings, problem in (({"depth": 0}, "QoS depth must be >= 1, got 0"),
+                              ({"log_time": "later"}, "log time must be one of")):
+        with pytest.raises(ValueError, match=problem):
+            BagRecorder(node, tmp_path / "bag", ["/record_refuse_test/image"], **settings)
+    assert list(tmp_path.iterdir()) == []
+    node.destroy_node()

@@ -72,6 +72,8 @@ class BagRecorder:
             raise ValueError(f"reliability must be one of {RELIABILITIES}, got {reliability!r}")
         if log_time not in LOG_TIMES:
             raise ValueError(f"log time must be one of {LOG_TIMES}, got {log_time!r}")
+        if depth < 1:
+            raise ValueError(f"QoS depth must be >= 1, got {depth}")
         self.node, self.out = node, Path(out)
         self._staged = StagedBag(self.out)
         self.topics = [node.resolve_topic_name(t) for t in topics]
