@@ -203,6 +203,33 @@ def test_replay_refuses_a_used_out_folder_and_overwrite_replaces_its_results_onc
     assert not [p.name for p in tmp_path.iterdir() if "partial" in p.name]
 
 
+def test_a_replay_whose_results_cannot_all_be_moved_in_leaves_the_earlier_ones_as_they_were(
+        tmp_path, random_fusion_weights, capsys, monkeypatch):
+    bag = write_pair_bag(tmp_path / "bag", synthetic_frames(1.0, StreamTiming(4.0), StreamTiming(4.0), 32, 40),
+                         progress=False)
+    out = tmp_path / "out"
+    common = [str(bag), "--out", str(out), "--weights", str(random_fusion_weights), "--device", "cpu",
+              "--no-metrics", "--no-progress", "--no-segmentation"]
+    assert replay_main(common) == 0
+    first = _files(out)
+    rename = Path.rename
+
+    def last_move_fails(self: Path, target):  # e.g. a full or read-only volume, after three moves went well
+        if self.parent.name == ".partial" and Path(target) == out / "contact_sheet.png":
+            raise OSError(28, "No space left on device")
+        return rename(self, target)
+
+    monkeypatch.setattr(Path, "rename", last_move_fails)
+    capsys.readouterr()
+    assert replay_main([*common, "--overwrite", "--samples", "2"]) == 1
+    assert "No space left on device (it keeps the earlier results; the new ones are in" in capsys.readouterr().err
+    monkeypatch.undo()
+    assert {name: data for name, data in _files(out).items() if not name.startswith(".partial")} == first
+    staged = out / ".partial"
+    assert {p.name for p in staged.iterdir()} == {"output_bag", "report.json", "report.md", "contact_sheet.png"}
+    assert json.loads((staged / "report.json").read_text())["pairs"] > 0
+
+
 def test_an_interrupted_replay_into_a_new_folder_leaves_no_folder(tmp_path, random_fusion_weights, monkeypatch):
     import seafusion_ros.bags.replay as replay_module
 

@@ -61,15 +61,31 @@ class StagedResults:
         self.path.mkdir(parents=True)
 
     def commit(self) -> None:
-        """Move every result into ``out``: a file in one rename, a folder after its old version is moved away."""
+        """Move every result into ``out``: each old version is moved away first, then the new one in.
+
+        If a move fails, the ones already made are undone, so ``out`` holds the earlier results as they
+        were and the new ones stay in ``path``; the OSError is raised.
+        """
         replaced = self.path / ".replaced"
         replaced.mkdir()
-        for name in self.names:
-            new, old = self.path / name, self.out / name
-            if os.path.lexists(old) and not (new.is_file() and old.is_file()):
-                old.rename(replaced / name)
-            if new.exists():
-                os.replace(new, old)
+        moved_in: list[str] = []
+        moved_away: list[str] = []
+        try:
+            for name in self.names:
+                new, old = self.path / name, self.out / name
+                if os.path.lexists(old):
+                    old.rename(replaced / name)
+                    moved_away.append(name)
+                if new.exists():
+                    new.rename(old)
+                    moved_in.append(name)
+        except OSError:
+            for name in reversed(moved_in):
+                (self.out / name).rename(self.path / name)
+            for name in reversed(moved_away):
+                (replaced / name).rename(self.out / name)
+            replaced.rmdir()
+            raise
         shutil.rmtree(self.path)
 
     def discard(self) -> None:

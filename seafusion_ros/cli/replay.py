@@ -120,8 +120,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         staged.commit()
     except OSError as exc:
-        print(f"seafusion-replay: error: cannot move the results into {args.out}: {exc} (they are in "
-              f"{staged.path})", file=sys.stderr)
+        print(f"seafusion-replay: error: cannot move the results into {args.out}: {exc} (it keeps the "
+              f"earlier results; the new ones are in {staged.path})", file=sys.stderr)
         return 1
     for problem in result.problems:
         print(f"seafusion-replay: {problem}", file=sys.stderr)
