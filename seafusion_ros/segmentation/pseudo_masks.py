@@ -30,6 +30,7 @@ ignore, outside every box is background; overlaps and small boxes as in 4 and 5 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -111,6 +112,18 @@ def warm_region(ir: np.ndarray, box: Box, min_contrast: float = 20.0, ring_px: i
     return warm
 
 
+def _labelled_boxes(mask: np.ndarray, boxes: list[Box], min_box_px: int) -> Iterator[tuple[Box, np.ndarray]]:
+    """Both schemes' painting order: largest box first, each set to ignore, then yielded with its view of
+    ``mask`` for labelling unless narrower or shorter than ``min_box_px`` (it stays ignore)."""
+    for box in sorted(boxes, key=lambda b: b.area, reverse=True):
+        if box.cls + 1 >= IGNORE_INDEX:
+            raise ValueError(f"box class {box.cls} does not fit an 8-bit mask")
+        region = mask[box.y0:box.y1, box.x0:box.x1]
+        region[...] = IGNORE_INDEX
+        if min(box.x1 - box.x0, box.y1 - box.y0) >= min_box_px:
+            yield box, region
+
+
 def pseudo_mask(ir: np.ndarray, boxes: list[Box], min_contrast: float = 20.0,
                 min_box_px: int = 4) -> np.ndarray:
     """The pseudo-mask (H x W uint8, class = YOLO class + 1, 255 ignore) for one infrared frame (uint8)."""
@@ -118,13 +131,7 @@ def pseudo_mask(ir: np.ndarray, boxes: list[Box], min_contrast: float = 20.0,
         raise ValueError(f"pseudo masks need an 8-bit single-channel infrared image, "
                          f"got {ir.dtype} {ir.shape}")
     mask = np.zeros(ir.shape, np.uint8)
-    for box in sorted(boxes, key=lambda b: b.area, reverse=True):
-        if box.cls + 1 >= IGNORE_INDEX:
-            raise ValueError(f"box class {box.cls} does not fit an 8-bit mask")
-        region = mask[box.y0:box.y1, box.x0:box.x1]
-        region[...] = IGNORE_INDEX
-        if min(box.x1 - box.x0, box.y1 - box.y0) < min_box_px:
-            continue
+    for box, region in _labelled_boxes(mask, boxes, min_box_px):
         warm = warm_region(ir, box, min_contrast)
         if warm is not None:
             region[warm] = box.cls + 1
@@ -137,15 +144,9 @@ def box_mask(shape: tuple[int, int], boxes: list[Box], border: float = 0.1, min_
     if not 0.0 <= border < 0.5:
         raise ValueError(f"box border must be in [0, 0.5), got {border}")
     mask = np.zeros(shape, np.uint8)
-    for box in sorted(boxes, key=lambda b: b.area, reverse=True):
-        if box.cls + 1 >= IGNORE_INDEX:
-            raise ValueError(f"box class {box.cls} does not fit an 8-bit mask")
-        width, height = box.x1 - box.x0, box.y1 - box.y0
-        mask[box.y0:box.y1, box.x0:box.x1] = IGNORE_INDEX
-        if min(width, height) < min_box_px:
-            continue
-        dx, dy = max(1, round(border * width)), max(1, round(border * height))
-        mask[box.y0 + dy:box.y1 - dy, box.x0 + dx:box.x1 - dx] = box.cls + 1
+    for box, region in _labelled_boxes(mask, boxes, min_box_px):
+        dx, dy = max(1, round(border * region.shape[1])), max(1, round(border * region.shape[0]))
+        region[dy:region.shape[0] - dy, dx:region.shape[1] - dx] = box.cls + 1
     return mask
 
 
