@@ -12,8 +12,9 @@ from seafusion_ros.cli.eval_task import main
 from seafusion_ros.engine import FusionEngine
 from seafusion_ros.models.checkpoint import read_checkpoint
 from seafusion_ros.segmentation.object_contrast import box_contrasts
-from seafusion_ros.segmentation.pseudo_masks import Box
+from seafusion_ros.segmentation.pseudo_masks import Box, read_yolo_boxes
 from seafusion_ros.segmentation.seed_summary import summarise_seeds
+from seafusion_ros.segmentation.task_driven import INTENSITY_TARGET_ROW
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 MSRS = SHARED / "data" / "msrs_dev"
@@ -42,6 +43,24 @@ def small_data(tmp_path_factory):
     return root
 
 
+def expected_target_contrast(data: Path, mask_dir: Path, size: tuple[int, int]) -> dict[str, float]:
+    """Mean contrast per class of max(IR, visible luma) on the validation frames, computed with OpenCV's own
+    BT.601 luma and resizing: an independent reference for the report's intensity-target row."""
+    found: dict[int, list[float]] = {1: [], 2: [], 3: []}
+    for stem in VALIDATION:
+        ir = cv2.resize(cv2.imread(str(data / "ir" / f"{stem}.png"), cv2.IMREAD_GRAYSCALE), size[::-1],
+                        interpolation=cv2.INTER_AREA)
+        vi = cv2.resize(cv2.imread(str(data / "vi" / f"{stem}.png")), size[::-1], interpolation=cv2.INTER_AREA)
+        luma = cv2.cvtColor(vi, cv2.COLOR_BGR2YCrCb)[..., 0]
+        mask = cv2.resize(cv2.imread(str(mask_dir / f"{stem}.png"), cv2.IMREAD_UNCHANGED), size[::-1],
+                          interpolation=cv2.INTER_NEAREST)
+        boxes = read_yolo_boxes(data / "detection_yolo" / f"{stem}.txt", *size)
+        for cls, value in box_contrasts(np.maximum(ir, luma).astype(np.float32), mask, boxes, {0: 1, 1: 2, 2: 3}):
+            found[cls].append(value)
+    return {name: float(np.mean(found[c])) if found[c] else None
+            for c, name in ((1, "person"), (2, "bicycle"), (3, "car"))}
+
+
 def test_table_chart_and_resume(small_data, tmp_path):
     out = tmp_path / "task"
     argv = ["task", "--data", str(small_data), "--fused", f"released={small_data / 'fused'}", "--out", str(out),
@@ -58,8 +77,10 @@ def test_table_chart_and_resume(small_data, tmp_path):
     contrast = {name: r["object_contrast"] for name, r in report["inputs"].items()}
     assert contrast["infrared"]["person"] > 20 > contrast["visible"]["person"]
     table = (out / "task_driven.md").read_text()
-    assert table.count("\n| ") == 4 + 4 and "| released |" in table and "AP50 person" in table
-    assert "Object contrast" in table
+    assert table.count("\n| ") == 4 + 5 and "| released |" in table and "AP50 person" in table
+    assert "Object contrast" in table and f"| {INTENSITY_TARGET_ROW} |" in table
+    assert report["intensity_target_contrast"] == pytest.approx(
+        expected_target_contrast(small_data, out / "pseudo_masks", (48, 64)), abs=1.0)
     chart = cv2.imread(str(out / "task_driven.png"))
     assert chart is not None and chart.shape[0] > 100
     assert {p.name for p in (out / "released").iterdir()} >= {"last.pt", "segmentation.pt", "log.jsonl"}
@@ -138,6 +159,8 @@ def test_several_seeds_are_summarised(small_data, tmp_path):
     assert "over 2 seeds (3, 5)" in table and "| released | person |" in table and " ± " in table
     assert summary["inputs"]["ir"]["object_contrast"] == per_seed[3]["inputs"]["ir"]["object_contrast"]
     assert "Object contrast" in table
+    assert summary["intensity_target_contrast"] == per_seed[3]["intensity_target_contrast"]
+    assert f"| {INTENSITY_TARGET_ROW} |" in table
     assert cv2.imread(str(out / "task_driven.png")) is not None
 
 

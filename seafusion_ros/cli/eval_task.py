@@ -123,12 +123,13 @@ def main(argv: list[str] | None = None) -> int:
             "labels": f"{args.labels} pseudo-masks from YOLO boxes (seafusion_ros.segmentation.pseudo_masks)",
             "label_scheme": args.labels}
     scoring = BoxScoring(close_px=args.close_px)
+    pair_dirs = (args.data / "ir", args.data / "vi") if (args.data / "vi").is_dir() else None
 
     def run(seed: int, out_dir: Path) -> dict:
         config = SegmentationTrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                                          seed=seed, device=args.device, progress=not args.no_progress)
         return run_task_driven(inputs, mask_dir, args.data / "detection_yolo", train, val, out_dir, config,
-                               args.size, scoring, card)
+                               args.size, scoring, card, pair_dirs)
 
     try:
         if args.seeds is None:

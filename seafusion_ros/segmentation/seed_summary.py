@@ -57,7 +57,8 @@ def summarise_seeds(reports: Mapping[int, Mapping[str, Any]]) -> dict[str, Any]:
     first = reports[seeds[0]]
     return {"seeds": seeds, "inputs": summary, "validation_stems": first["validation_stems"],
             "train_stems": first["train_stems"], "size": first["size"], "epochs": first["epochs"],
-            "labels": first.get("labels", "warm")}
+            "labels": first.get("labels", "warm"),
+            "intensity_target_contrast": first.get("intensity_target_contrast")}
 
 
 def _cell(spread: Mapping[str, Any]) -> str:
@@ -82,7 +83,8 @@ def write_seed_report(summary: dict[str, Any], out_dir: Path) -> None:
             f"{summary['train_stems']} frames at {summary['size'][0]}x{summary['size'][1]}. Mean ± sample "
             f"standard deviation over the seeds; mIoU on {summary.get('labels', 'warm')} pseudo-masks, AP50 from "
             f"mask components vs YOLO boxes. Each seed's own report is in seed_N/.\n\n" + "\n".join(rows)
-            + "\n\nBox AP50 per seed:\n\n" + "\n".join(per_seed) + "\n\n" + contrast_table(summary["inputs"]))
+            + "\n\nBox AP50 per seed:\n\n" + "\n".join(per_seed) + "\n\n"
+            + contrast_table(summary["inputs"], summary.get("intensity_target_contrast")))
     means, errors = {}, {}
     for name, r in summary["inputs"].items():
         spreads = chart_row(r)

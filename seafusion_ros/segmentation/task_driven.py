@@ -66,8 +66,7 @@ def evaluate_segmentation(model: BiSeNetLite, dataset: SegmentationDataset,
     model.eval().to(device)
     names = list(BOX_CLASSES.names)
     confusion = ConfusionAccumulator(model.num_classes)
-    contrast = ContrastAccumulator({m: names[m] for m in BOX_CLASS_OF_MASK_CLASS},
-                                   {b: m for m, b in BOX_CLASS_OF_MASK_CLASS.items()})
+    contrast = _box_class_contrast()
     detections, truth = [], []
     loader = DataLoader(dataset, batch_size=4, shuffle=False)
     stems = iter(dataset.stems)
@@ -95,6 +94,30 @@ def evaluate_segmentation(model: BiSeNetLite, dataset: SegmentationDataset,
         result["box_map50"] = float(np.mean(present)) if present else None
         result["object_contrast"] = contrast.means()
     return result
+
+
+def _box_class_contrast() -> ContrastAccumulator:
+    names = list(BOX_CLASSES.names)
+    return ContrastAccumulator({m: names[m] for m in BOX_CLASS_OF_MASK_CLASS},
+                               {b: m for m, b in BOX_CLASS_OF_MASK_CLASS.items()})
+
+
+def intensity_target_contrast(ir_dir: Path, vis_dir: Path, mask_dir: Path, boxes_dir: Path, stems: list[str],
+                              base_size: tuple[int, int]) -> dict[str, float | None]:
+    """Object contrast of max(infrared, visible Y), the content loss's intensity target (reference §3).
+
+    It is the contrast a fusion trained on the content loss alone is asked to keep, so a fused input's row
+    can be read against it: near it, the fusion does what its loss asks; above it, the semantic loss added
+    contrast. Same frames, resizing and masks as the inputs' rows.
+    """
+    infrared = SegmentationDataset(ir_dir, mask_dir, BOX_CLASSES.num_classes, stems, base_size)
+    visible = SegmentationDataset(vis_dir, mask_dir, BOX_CLASSES.num_classes, stems, base_size)
+    contrast = _box_class_contrast()
+    for index, stem in enumerate(stems):
+        (ir, mask), (vis, _) = infrared[index], visible[index]
+        target = torch.maximum(rgb_to_y(ir[None]), rgb_to_y(vis[None]))[0, 0].mul(255.0).numpy()
+        contrast.update(target, mask.numpy(), read_yolo_boxes(Path(boxes_dir) / f"{stem}.txt", *target.shape))
+    return contrast.means()
 
 
 def train_or_resume(name: str, image_dir: Path, mask_dir: Path, train_stems: list[str], out_dir: Path,
@@ -152,8 +175,13 @@ def _check_same_run(checkpoint: Path, wanted: Mapping[str, Any]) -> None:
 def run_task_driven(inputs: Mapping[str, Path], mask_dir: Path, boxes_dir: Path, train_stems: list[str],
                     val_stems: list[str], out_dir: Path, config: SegmentationTrainConfig,
                     base_size: tuple[int, int] = (240, 320), scoring: BoxScoring = BoxScoring(),
-                    card: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """Train and score one network per input folder; write the table and the chart; return the results."""
+                    card: Mapping[str, Any] | None = None,
+                    pair_dirs: tuple[Path, Path] | None = None) -> dict[str, Any]:
+    """Train and score one network per input folder; write the table and the chart; return the results.
+
+    With ``pair_dirs`` (the infrared and visible folders) the report also gives the object contrast of the
+    content loss's intensity target (``intensity_target_contrast``).
+    """
     out_dir.mkdir(parents=True, exist_ok=True)
     results: dict[str, Any] = {}
     for name, image_dir in inputs.items():
@@ -165,6 +193,9 @@ def run_task_driven(inputs: Mapping[str, Path], mask_dir: Path, boxes_dir: Path,
     report = {"inputs": results, "validation_stems": len(val_stems), "train_stems": len(train_stems),
               "size": list(base_size), "epochs": config.epochs, "box_scoring": scoring.__dict__,
               "labels": (card or {}).get("label_scheme", "warm")}
+    if pair_dirs is not None:
+        report["intensity_target_contrast"] = intensity_target_contrast(*pair_dirs, mask_dir, boxes_dir,
+                                                                        val_stems, base_size)
     write_report(report, out_dir)
     return report
 
@@ -182,16 +213,26 @@ def table_header() -> list[str]:
             "|---" * (3 + 2 * len(names)) + "|"]
 
 
-def contrast_table(inputs: Mapping[str, Mapping[str, Any]]) -> str:
-    """The object-contrast paragraph and table (``object_contrast`` of each input's results)."""
+INTENSITY_TARGET_ROW = "max(infrared, visible Y): content-loss target"
+
+
+def contrast_table(inputs: Mapping[str, Mapping[str, Any]],
+                   intensity_target: Mapping[str, float | None] | None = None) -> str:
+    """The object-contrast paragraph and table (``object_contrast`` of each input's results), with a last
+    row for the content loss's intensity target when it is given."""
     names = list(BOX_CLASSES.names[1:])
     rows = ["| input | " + " | ".join(names) + " |", "|---" * (1 + len(names)) + "|"]
-    for name, r in inputs.items():
-        values = r.get("object_contrast", {})
+    table = {name: r.get("object_contrast", {}) for name, r in inputs.items()}
+    if intensity_target is not None:
+        table[INTENSITY_TARGET_ROW] = intensity_target
+    for name, values in table.items():
         rows.append(f"| {name} | " + " | ".join("n/a" if values.get(n) is None else f"{values[n]:.1f}"
                                                 for n in names) + " |")
+    target_note = ("" if intensity_target is None else
+                   " The last row is the content loss's intensity target, max(infrared, visible Y): what a fusion "
+                   "trained on the content loss alone is asked to keep.")
     return ("Object contrast in each input (validation split, working size): mean luma of a box's labelled "
-            "pixels minus the median luma of a 4-pixel ring around the box, grey levels.\n\n"
+            f"pixels minus the median luma of a 4-pixel ring around the box, grey levels.{target_note}\n\n"
             + "\n".join(rows) + "\n")
 
 
@@ -208,7 +249,7 @@ def write_report(report: dict[str, Any], out_dir: Path) -> None:
             f"trained {report['epochs']} epochs on {report['train_stems']} frames at {report['size'][0]}x"
             f"{report['size'][1]}. mIoU on {report.get('labels', 'warm')} pseudo-masks; AP50 from mask components "
             "vs YOLO boxes.\n\n"
-            + "\n".join(rows) + "\n\n" + contrast_table(report["inputs"]))
+            + "\n".join(rows) + "\n\n" + contrast_table(report["inputs"], report.get("intensity_target_contrast")))
     atomic_write(out_dir / "task_driven.md", text.encode())
     atomic_write(out_dir / "task_driven.json", json.dumps(report, indent=2).encode())
     atomic_write(out_dir / "task_driven.png", _bar_chart(report))
