@@ -6,7 +6,8 @@ trains the same segmentation network on infrared-only (DATA/ir), visible-only (D
 ``--fused NAME=DIR`` folder over the fixed training split, then scores each on the validation split:
 mIoU on pseudo-masks derived from DATA/detection_yolo (``--labels``: the warm infrared part of each box, or
 the box itself as a control no input shaped) and box AP@0.5 per class against those boxes,
-with each input's object contrast (how far the labelled pixels stand out from a ring around the box).
+with each input's object contrast (how far the labelled pixels stand out from a ring around the box),
+and that of the content loss's intensity target max(DATA/ir, DATA/vi luma) for comparison.
 Writes OUT/task_driven.{md,json,png}; each input's run lives in OUT/NAME and is resumed if interrupted.
 With ``--seeds 0-4`` every seed gets its own such folder OUT/seed_N, and OUT/task_driven.* give the mean,
 standard deviation and every seed's value (one run on 49 frames is noisy: compare inputs over seeds).
@@ -56,7 +57,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="seafusion-eval task",
         description="Train the segmentation network on infrared-only, visible-only and fused inputs and "
                     "compare them on the validation split (mIoU on box pseudo-masks, box AP@0.5 per class, and "
-                    "the labelled objects' contrast in each input).",
+                    "the labelled objects' contrast in each input and in the content loss's target "
+                    "max(infrared, visible Y)).",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--data", required=True, type=Path, help="folder with ir/, vi/ and detection_yolo/")
     p.add_argument("--fused", action="append", type=_named_dir, default=[], metavar="NAME=DIR",
