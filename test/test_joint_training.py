@@ -75,6 +75,47 @@ def test_initial_fusion_weights_are_used_and_recorded(small_data, tmp_path, rand
     assert card["initialised_from"]["model_card"]["name"] == "random test model"
 
 
+BUNDLED_SEGMENTER = Path(__file__).resolve().parents[1] / "seafusion_ros" / "weights" / "segmentation_default.pt"
+TINY = ["--fusion-epochs", "1", "--seg-epochs", "1", "--batch-size", "2", "--seg-batch-size", "2", "--size", "48x64",
+        "--crop", "32", "--threads", "1", "--no-progress"]
+
+
+def test_round_one_needs_a_segmenter_for_a_semantic_loss(small_data, tmp_path, capsys):
+    out = tmp_path / "joint"
+    assert main(["--data", str(small_data), "--out", str(out), "--rounds", "1", "--betas", "0.5", *TINY]) == 2
+    assert "round 1 has no segmentation network" in capsys.readouterr().err
+    assert not out.exists()  # refused before anything is written
+
+
+def test_a_trained_segmenter_gives_round_one_its_semantic_loss(small_data, tmp_path):
+    out = tmp_path / "joint"
+    assert main(["--data", str(small_data), "--out", str(out), "--rounds", "1", "--betas", "0.5",
+                 "--init-segmentation", str(BUNDLED_SEGMENTER), *TINY]) == 0
+    log = [json.loads(line) for line in (out / "joint_log.jsonl").read_text().splitlines()]
+    assert log[0]["beta"] == 0.5 and log[0]["fusion"]["semantic"] > 0.0
+    bundled, _ = load_segmentation_model(BUNDLED_SEGMENTER)
+    tuned, card = load_segmentation_model(out / "segmentation_joint.pt")
+    assert card["segmentation_initialised_from"]["path"] == str(BUNDLED_SEGMENTER)
+    assert card["inference_size"] == [48, 64]
+    changed = [n for n, v in bundled.state_dict().items() if not torch.equal(v, tuned.state_dict()[n])]
+    assert changed and set(tuned.state_dict()) == set(bundled.state_dict())  # trained on from the bundled one
+
+
+def test_a_segmenter_of_other_classes_is_refused(small_data, tmp_path, capsys):
+    from seafusion_ros.models.checkpoint import save_checkpoint
+    from seafusion_ros.models.segmentation import ARCH, bisenet_lite, segmentation_card_fields
+    from seafusion_ros.segmentation.labels import MSRS_CLASSES
+
+    model = bisenet_lite(MSRS_CLASSES.num_classes, widths=(8, 16, 24, 32, 48), context=32)
+    path = save_checkpoint(tmp_path / "msrs9.pt", model, ARCH,
+                           {**MSRS_CLASSES.card(), **segmentation_card_fields(model)})
+    out = tmp_path / "joint"
+    assert main(["--data", str(small_data), "--out", str(out), "--rounds", "1", "--init-segmentation", str(path),
+                 *TINY]) == 2
+    assert "but joint training labels ['background', 'person', 'bicycle', 'car']" in capsys.readouterr().err
+    assert not out.exists()
+
+
 def test_semantic_loss_input_is_scaled_per_axis_and_differentiable():
     from seafusion_ros.segmentation.joint_training import to_segmentation_scale
 

@@ -70,6 +70,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--size", type=parse_size, default=(240, 320),
                    help="segmentation working size HxW (fusion always trains and is scored at native size)")
     p.add_argument("--init-fusion", type=Path, help="start the fusion network from these weights")
+    p.add_argument("--init-segmentation", type=Path,
+                   help="start the segmentation network from this checkpoint (classes background, person, "
+                        "bicycle, car); round 1's fusion training then uses it, frozen, for the semantic loss, "
+                        "so round 1 may have beta > 0 (without it round 1's beta must be 0)")
     p.add_argument("--export-fusion", type=Path, help="copy the final fusion checkpoint here")
     p.add_argument("--export-segmentation", type=Path, help="copy the final segmentation checkpoint here")
     p.add_argument("--seed", type=non_negative_int, default=0)
@@ -105,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     try:
         config.beta(config.rounds)
-        log = run_joint_training(args.data, args.out, config, args.init_fusion, card)
+        log = run_joint_training(args.data, args.out, config, args.init_fusion, card, args.init_segmentation)
     except (ValueError, FileNotFoundError) as exc:
         print(f"seafusion-train --joint: error: {exc}", file=sys.stderr)
         return 2

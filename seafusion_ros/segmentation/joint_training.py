@@ -5,7 +5,8 @@ Round r = 1..R:
    native-resolution crops (a share centred on hot infrared pixels) with L = L_content + beta_r x L_sem,
    where L_sem is the OHEM loss (main + 0.1 aux) of the previous round's segmentation network, frozen
    and in eval mode, on the fused RGB crop scaled to the segmentation working size. beta_r = r - 1 by
-   default (0, 1, 2, 3): round 1 is pure content loss, before any segmentation network exists.
+   default (0, 1, 2, 3): round 1 is pure content loss, before any segmentation network exists, unless the
+   run starts from a trained segmentation network (``init_segmentation``), which round 1 then uses.
 2. Fuse every frame (training and validation) at native size with the new fusion network; keep it at
    the working size for segmentation and, for validation frames, at native size for the metrics.
 3. Segmentation: continue training the segmentation network on the freshly fused training frames.
@@ -312,14 +313,23 @@ def _comparable_card(config: dict[str, Any]) -> dict[str, Any]:
 
 def run_joint_training(data_root: str | os.PathLike, out_dir: str | os.PathLike, config: JointConfig,
                        init_fusion: str | os.PathLike | None = None,
-                       card: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+                       card: dict[str, Any] | None = None,
+                       init_segmentation: str | os.PathLike | None = None) -> list[dict[str, Any]]:
     """All rounds (finished stages are skipped, interrupted ones resumed); returns the per-round log.
 
+    ``init_segmentation`` starts from an existing segmentation network (e.g. the bundled one): round 1's
+    fusion training then already has a frozen segmenter for its semantic loss, so joint fine-tuning of a
+    trained pair can begin with beta > 0. Without it round 1 has no segmenter and its beta must be 0.
     Writes ``fusion_joint.pt`` and ``segmentation_joint.pt`` (with model cards) after the last round.
     """
     data_root, out_dir = Path(data_root), Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     check_resume_config(out_dir, config)
+    if init_segmentation is None and config.beta(1) > 0:
+        raise ValueError(f"round 1 has no segmentation network for the semantic loss, so its beta must be 0 "
+                         f"(got {config.beta(1):g}); give it an initial segmentation network "
+                         f"(seafusion-train --joint --init-segmentation)")
+    segmenter, segmenter_card = _initial_segmenter(init_segmentation, config.size)
+    out_dir.mkdir(parents=True, exist_ok=True)
     stems = sorted(p.stem for p in match_pairs(data_root / "ir", data_root / "vi").pairs)
     train_stems, val_stems = split_stems(stems)
     if not train_stems or not val_stems:
@@ -340,7 +350,8 @@ def run_joint_training(data_root: str | os.PathLike, out_dir: str | os.PathLike,
         base_card["initialised_from"] = {"path": str(init_fusion), "model_card": init_card}
     else:
         fusion = seafusion()
-    segmenter: BiSeNetLite | None = None
+    if segmenter is not None:
+        base_card["segmentation_initialised_from"] = {"path": str(init_segmentation), "model_card": segmenter_card}
     for round_number in range(1, config.rounds + 1):
         round_dir = out_dir / f"round_{round_number}"
         round_dir.mkdir(exist_ok=True)
@@ -391,6 +402,20 @@ def run_joint_training(data_root: str | os.PathLike, out_dir: str | os.PathLike,
                         {**final_card, **BOX_CLASSES.card(), **segmentation_card_fields(segmenter),
                          "name": "BiSeNet-lite segmentation, joint adaptive training"})
     return log
+
+
+def _initial_segmenter(path: str | os.PathLike | None,
+                       size: tuple[int, int]) -> tuple[BiSeNetLite | None, dict[str, Any] | None]:
+    """The segmentation network to start from and its card, checked against the classes joint training
+    labels."""
+    if path is None:
+        return None, None
+    model, card = load_segmentation_model(path)
+    if list(card["classes"]) != list(BOX_CLASSES.names):
+        raise ValueError(f"{path}: segments {card['classes']}, but joint training labels "
+                         f"{list(BOX_CLASSES.names)} (pseudo-masks from the boxes)")
+    model.inference_size = tuple(size)
+    return model, card
 
 
 def _unit_tensor(image: np.ndarray) -> torch.Tensor:
