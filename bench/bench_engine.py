@@ -32,11 +32,11 @@ import cv2
 import numpy as np
 import torch
 
-from seafusion_ros.colour import rgb_to_ycrcb, ycrcb_to_rgb
-from seafusion_ros.device import resolve_device
-from seafusion_ros.engine import FusionEngine
+from seafusion_ros.data.synthetic_scene import render_frame
+from seafusion_ros.inference.colour import rgb_to_ycrcb, ycrcb_to_rgb
+from seafusion_ros.inference.device import resolve_device
+from seafusion_ros.inference.engine import FusionEngine
 from seafusion_ros.models.checkpoint import load_fusion_model
-from seafusion_ros.synthetic_scene import render_frame
 from seafusion_ros.weights import default_fusion_weights
 
 REPO = Path(__file__).resolve().parents[1]

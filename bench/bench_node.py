@@ -48,10 +48,10 @@ from ros_graph import (  # noqa: E402 - the test helpers live in test/
     write_random_fusion_weights,
 )
 
+from seafusion_ros.imaging.overlay import blend_overlay, default_palette, palette_array  # noqa: E402
+from seafusion_ros.imaging.registration import Registration  # noqa: E402
 from seafusion_ros.models.checkpoint import save_checkpoint  # noqa: E402
 from seafusion_ros.models.segmentation import ARCH, bisenet_lite, segmentation_card_fields  # noqa: E402
-from seafusion_ros.overlay import blend_overlay, default_palette, palette_array  # noqa: E402
-from seafusion_ros.registration import Registration  # noqa: E402
 from seafusion_ros.ros.image_conversion import image_to_numpy, numpy_to_image  # noqa: E402
 
 HEIGHT, WIDTH = 480, 640

@@ -19,8 +19,8 @@ from pathlib import Path
 import numpy as np
 from scipy.signal import convolve2d
 
+from seafusion_ros.evaluation.fusion_metrics import fusion_scores, to_gray, vif_float64
 from seafusion_ros.evaluation.pairs import read_metric_image
-from seafusion_ros.metrics.fusion_metrics import fusion_scores, to_gray, vif_float64
 
 REPO = Path(__file__).resolve().parents[1]
 MSRS = REPO.parent / "shared" / "data" / "msrs_dev"

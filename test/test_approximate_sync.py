@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from seafusion_ros.approximate_sync import ApproximateTimeSync, ExactTimeSync, make_sync, pair_streams
+from seafusion_ros.imaging.time_sync import ApproximateTimeSync, ExactTimeSync, make_sync, pair_streams
 
 
 def _sync(num_inputs: int = 2, queue_size: int = 10, slop: int = 10):

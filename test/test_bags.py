@@ -19,9 +19,9 @@ from seafusion_ros.bags.recording import Frame, StreamTiming, folder_frames, syn
 from seafusion_ros.cli.eval import main as eval_main
 from seafusion_ros.cli.make_bag import main as make_bag_main
 from seafusion_ros.cli.replay import main as replay_main
+from seafusion_ros.imaging.stamps import stamp_to_ns
 from seafusion_ros.models.checkpoint import save_checkpoint
 from seafusion_ros.models.segmentation import bisenet_lite, segmentation_card_fields
-from seafusion_ros.stamps import stamp_to_ns
 
 
 @pytest.fixture
@@ -393,7 +393,7 @@ def test_replay_rejects_bad_registration_options_clearly(tmp_path, random_fusion
 def test_replay_decodes_each_message_once_and_builds_the_palette_once(tmp_path, random_fusion_weights,
                                                                       tiny_random_segmenter, monkeypatch):
     import seafusion_ros.bags.replay as replay_module
-    import seafusion_ros.overlay as overlay_module
+    import seafusion_ros.imaging.overlay as overlay_module
 
     calls = {"deserialize": 0, "palette": 0}
 

@@ -6,14 +6,14 @@ import cv2
 import numpy as np
 import pytest
 
-from seafusion_ros.segmentation.box_ap import (
+from seafusion_ros.data.pseudo_masks import Box, pseudo_mask, read_yolo_boxes
+from seafusion_ros.evaluation.box_ap import (
     Detection,
     average_precision,
     box_iou,
     mask_detections,
     voc_average_precision,
 )
-from seafusion_ros.segmentation.pseudo_masks import Box, pseudo_mask, read_yolo_boxes
 
 MSRS = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "msrs_dev"
 

@@ -6,9 +6,9 @@ import cv2
 import numpy as np
 import pytest
 
-from seafusion_ros.engine import FusionEngine
+from seafusion_ros.data.synthetic_scene import render_frame
+from seafusion_ros.inference.engine import FusionEngine
 from seafusion_ros.models.checkpoint import load_fusion_model
-from seafusion_ros.synthetic_scene import render_frame
 from seafusion_ros.training.content_loss import sobel_magnitude
 from seafusion_ros.weights import DEFAULT_FUSION_WEIGHTS, DEFAULT_SEGMENTATION_WEIGHTS, load_segmenter
 

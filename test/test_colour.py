@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from seafusion_ros.colour import rgb_to_ycrcb, ycrcb_to_rgb
+from seafusion_ros.inference.colour import rgb_to_ycrcb, ycrcb_to_rgb
 
 
 def test_known_values():

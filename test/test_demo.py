@@ -22,7 +22,7 @@ from rosbags.rosbag2 import Reader
 
 from seafusion_ros.bags.messages import deserialize_image
 from seafusion_ros.bags.recording import StreamTiming, synthetic_frames, write_pair_bag
-from seafusion_ros.stamps import stamp_to_ns
+from seafusion_ros.imaging.stamps import stamp_to_ns
 
 
 def _demo(*args: str) -> list[str]:

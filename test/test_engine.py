@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from seafusion_ros.engine import FusionEngine
-from seafusion_ros.synthetic_scene import render_frame
-from seafusion_ros.thermal_gain import ThermalGainConfig
+from seafusion_ros.data.synthetic_scene import render_frame
+from seafusion_ros.inference.engine import FusionEngine
+from seafusion_ros.inference.thermal_gain import ThermalGainConfig
 
 
 @pytest.fixture
@@ -113,7 +113,7 @@ def test_segment_without_model_is_refused(engine, frame):
 
 
 def test_auto_precision_uses_bf16_where_the_cpu_has_it(random_fusion_weights):
-    from seafusion_ros.device import cpu_has_fast_bf16
+    from seafusion_ros.inference.device import cpu_has_fast_bf16
 
     engine = FusionEngine(random_fusion_weights, device="cpu")
     assert engine.precision == ("bf16" if cpu_has_fast_bf16() else "fp32")

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from seafusion_ros.cli.eval import main
-from seafusion_ros.metrics.fusion_metrics import METRIC_NAMES
+from seafusion_ros.evaluation.fusion_metrics import METRIC_NAMES
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 TNO = SHARED / "data" / "tno_golden"

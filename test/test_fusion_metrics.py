@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 from scipy.signal import convolve2d
 
+from seafusion_ros.evaluation import fusion_metrics as fm
+from seafusion_ros.evaluation.fusion_metrics import METRIC_NAMES, MetricUndefinedError, fusion_scores
 from seafusion_ros.evaluation.pairs import read_metric_image
-from seafusion_ros.metrics import fusion_metrics as fm
-from seafusion_ros.metrics.fusion_metrics import METRIC_NAMES, MetricUndefinedError, fusion_scores
 
 TNO = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "tno_golden"
 TIGHT = ("EN", "SD", "SF", "AG", "MI", "SCD", "CC")

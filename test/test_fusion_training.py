@@ -8,10 +8,10 @@ import pytest
 import torch
 
 from seafusion_ros.cli.train import main as train_main
+from seafusion_ros.data.msrs_split import is_validation, split_stems
+from seafusion_ros.data.pair_dataset import select_pairs
 from seafusion_ros.models.checkpoint import load_fusion_model, read_checkpoint
 from seafusion_ros.training.content_loss import content_loss, sobel_magnitude
-from seafusion_ros.training.msrs_split import is_validation, split_stems
-from seafusion_ros.training.pair_dataset import select_pairs
 
 
 def test_content_loss_is_zero_for_the_ideal_fusion_of_identical_sources():
@@ -108,7 +108,7 @@ def test_meaningless_numbers_are_refused_at_parse_time(tmp_path, capsys, args):
 
 def test_hot_crops_centre_on_the_warmest_pixels(msrs_dev):
     pairs = select_pairs(msrs_dev, "train")[:4]
-    from seafusion_ros.training.pair_dataset import PairCropDataset
+    from seafusion_ros.data.pair_dataset import PairCropDataset
 
     uniform = PairCropDataset(pairs, 64, 16, 4, seed=0)
     hot = PairCropDataset(pairs, 64, 16, 4, seed=0, hot_crop_fraction=1.0)

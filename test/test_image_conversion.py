@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 from sensor_msgs.msg import Image
 
-from seafusion_ros.image_encoding import COLOUR_ENCODINGS, THERMAL_ENCODINGS
-from seafusion_ros.pair_input import prepare_pair
-from seafusion_ros.registration import Registration
+from seafusion_ros.imaging.encodings import COLOUR_ENCODINGS, THERMAL_ENCODINGS
+from seafusion_ros.imaging.pair_input import prepare_pair
+from seafusion_ros.imaging.registration import Registration
 from seafusion_ros.ros.image_conversion import (
     ENCODINGS,
     ImageFormatError,

@@ -102,9 +102,9 @@ def test_a_trained_segmenter_gives_round_one_its_semantic_loss(small_data, tmp_p
 
 
 def test_a_segmenter_of_other_classes_is_refused(small_data, tmp_path, capsys):
+    from seafusion_ros.data.labels import MSRS_CLASSES
     from seafusion_ros.models.checkpoint import save_checkpoint
     from seafusion_ros.models.segmentation import ARCH, bisenet_lite, segmentation_card_fields
-    from seafusion_ros.segmentation.labels import MSRS_CLASSES
 
     model = bisenet_lite(MSRS_CLASSES.num_classes, widths=(8, 16, 24, 32, 48), context=32)
     path = save_checkpoint(tmp_path / "msrs9.pt", model, ARCH,
@@ -117,7 +117,7 @@ def test_a_segmenter_of_other_classes_is_refused(small_data, tmp_path, capsys):
 
 
 def test_semantic_loss_input_is_scaled_per_axis_and_differentiable():
-    from seafusion_ros.segmentation.joint_training import to_segmentation_scale
+    from seafusion_ros.training.joint_training import to_segmentation_scale
 
     rgb = torch.rand(2, 3, 64, 64, requires_grad=True)
     mask = torch.zeros(2, 64, 64, dtype=torch.long)

@@ -34,8 +34,8 @@ from rosgraph_msgs.msg import Clock
 
 from seafusion_ros.bags.messages import TYPESTORE, deserialize_image, image_array
 from seafusion_ros.bags.recording import StreamTiming, synthetic_frames, write_pair_bag
+from seafusion_ros.imaging.stamps import stamp_to_ns
 from seafusion_ros.ros.background_spinner import BackgroundSpinner
-from seafusion_ros.stamps import stamp_to_ns
 
 HEIGHT, WIDTH = 120, 160
 SLOP_NS = 50_000_000

@@ -25,11 +25,11 @@ from ros_graph import (
     write_random_fusion_weights,
 )
 
-from seafusion_ros.approximate_sync import ApproximateTimeSync
-from seafusion_ros.engine import FusionEngine
+from seafusion_ros.imaging.stamps import stamp_to_ns
+from seafusion_ros.imaging.time_sync import ApproximateTimeSync
+from seafusion_ros.inference.engine import FusionEngine
 from seafusion_ros.ros.image_conversion import image_to_numpy
 from seafusion_ros.ros.parameters import ParameterError, config_from_values
-from seafusion_ros.stamps import stamp_to_ns
 
 
 def test_configure_activate_deactivate_reactivate_cleanup(context, tmp_path):

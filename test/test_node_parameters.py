@@ -18,7 +18,7 @@ from rclpy.parameter_client import AsyncParameterClient
 from ros_graph import RunningNode, in_process_node, small_pair, stamp_ns, write_random_fusion_weights
 from sensor_msgs.msg import Image
 
-from seafusion_ros.approximate_sync import ExactTimeSync
+from seafusion_ros.imaging.time_sync import ExactTimeSync
 from seafusion_ros.ros.image_conversion import image_to_numpy
 from seafusion_ros.ros.parameters import PARAMETERS, check_change, unknown_parameter_warnings
 

@@ -27,7 +27,7 @@ from ros_graph import (
 )
 from sensor_msgs.msg import Image
 
-from seafusion_ros.approximate_sync import pair_streams
+from seafusion_ros.imaging.time_sync import pair_streams
 
 HEIGHT, WIDTH = 120, 160
 SLOP_S = 0.012
@@ -132,7 +132,7 @@ def test_streams_pair_as_the_sync_rules_say_and_outputs_carry_the_rgb_header(gra
     probe.wait_for(lambda: probe.counter("thermal_received") >= 27 and probe.counter("rgb_received") >= 90, 30,
                    "every input message counted")
     diag = probe.latest_diagnostics()
-    assert diag["synchroniser"] == "seafusion_ros.approximate_sync" and diag["segmentation"] == "on"
+    assert diag["synchroniser"] == "seafusion_ros.imaging.time_sync" and diag["segmentation"] == "on"
     for stage in ("decode", "fuse", "segment", "publish", "end_to_end"):
         assert float(diag[f"latency_{stage}_ms"]) > 0.0
     assert node.alive()

@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch.nn import functional as F
 
-from seafusion_ros.segmentation.ohem_loss import OhemCrossEntropy, SemanticLoss
+from seafusion_ros.training.ohem_loss import OhemCrossEntropy, SemanticLoss
 
 
 def _confident(target: torch.Tensor, num_classes: int, margin: float) -> torch.Tensor:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from seafusion_ros.overlay import blend_overlay, colourise, default_palette, palette_array
+from seafusion_ros.imaging.overlay import blend_overlay, colourise, default_palette, palette_array
 
 PALETTE = [[0, 0, 0], [255, 0, 0], [0, 255, 0]]
 

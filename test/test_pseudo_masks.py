@@ -7,7 +7,7 @@ import cv2
 import numpy as np
 import pytest
 
-from seafusion_ros.segmentation.pseudo_masks import Box, box_mask, pseudo_mask, read_yolo_boxes, write_pseudo_masks
+from seafusion_ros.data.pseudo_masks import Box, box_mask, pseudo_mask, read_yolo_boxes, write_pseudo_masks
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 MSRS = SHARED / "data" / "msrs_dev"

@@ -18,8 +18,8 @@ from rosbags.rosbag2 import Reader
 from sensor_msgs.msg import Image
 
 from seafusion_ros.bags.messages import deserialize_image
+from seafusion_ros.imaging.stamps import stamp_to_ns
 from seafusion_ros.ros.bag_recorder import BagRecorder
-from seafusion_ros.stamps import stamp_to_ns
 
 GARBAGE = b"\x00\x01\x00\x00\xff\xff\xff\x7f"  # a CDR header, then a length no buffer can hold
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from seafusion_ros.registration import MAX_CACHED_MAPS, Registration, homography_from_calibration
+from seafusion_ros.imaging.registration import MAX_CACHED_MAPS, Registration, homography_from_calibration
 
 
 def _ramp(height: int, width: int, dtype=np.uint16) -> np.ndarray:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from seafusion_ros.metrics.segmentation_metrics import (
+from seafusion_ros.evaluation.segmentation_metrics import (
     IGNORE_LABEL,
     ConfusionAccumulator,
     confusion_matrix,

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from seafusion_ros.engine import FusionEngine
+from seafusion_ros.data.labels import BOX_CLASSES, MSRS_CLASSES
+from seafusion_ros.inference.engine import FusionEngine
 from seafusion_ros.models.checkpoint import CheckpointError, save_checkpoint
 from seafusion_ros.models.seafusion import seafusion
 from seafusion_ros.models.segmentation import (
@@ -15,7 +16,6 @@ from seafusion_ros.models.segmentation import (
     load_segmentation_model,
     segmentation_card_fields,
 )
-from seafusion_ros.segmentation.labels import BOX_CLASSES, MSRS_CLASSES
 
 
 def _save(path: Path, model, label_set=BOX_CLASSES) -> Path:

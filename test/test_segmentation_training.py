@@ -6,12 +6,12 @@ import cv2
 import pytest
 import torch
 
+from seafusion_ros.data.labels import BOX_CLASSES
+from seafusion_ros.data.pseudo_masks import write_pseudo_masks
+from seafusion_ros.data.segmentation_data import SegmentationDataset, read_mask
 from seafusion_ros.models.segmentation import bisenet_lite, load_segmentation_model
-from seafusion_ros.segmentation.labels import BOX_CLASSES
-from seafusion_ros.segmentation.ohem_loss import SemanticLoss
-from seafusion_ros.segmentation.pseudo_masks import write_pseudo_masks
-from seafusion_ros.segmentation.segmentation_data import SegmentationDataset, read_mask
-from seafusion_ros.segmentation.trainer import SegmentationTrainConfig, train_segmentation
+from seafusion_ros.training.ohem_loss import SemanticLoss
+from seafusion_ros.training.segmentation_trainer import SegmentationTrainConfig, train_segmentation
 
 MSRS = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "msrs_dev"
 STEMS = ["00004N", "00024N", "00095D", "00186D", "00258D", "00828N"]

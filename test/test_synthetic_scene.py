@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from seafusion_ros.synthetic_scene import render_frame
+from seafusion_ros.data.synthetic_scene import render_frame
 
 
 def test_formats_and_determinism():

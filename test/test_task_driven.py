@@ -9,12 +9,12 @@ import pytest
 import torch
 
 from seafusion_ros.cli.eval_task import main
-from seafusion_ros.engine import FusionEngine
+from seafusion_ros.data.pseudo_masks import Box, read_yolo_boxes
+from seafusion_ros.evaluation.object_contrast import box_contrasts
+from seafusion_ros.evaluation.seed_summary import summarise_seeds
+from seafusion_ros.evaluation.task_driven import INTENSITY_TARGET_ROW
+from seafusion_ros.inference.engine import FusionEngine
 from seafusion_ros.models.checkpoint import read_checkpoint
-from seafusion_ros.segmentation.object_contrast import box_contrasts
-from seafusion_ros.segmentation.pseudo_masks import Box, read_yolo_boxes
-from seafusion_ros.segmentation.seed_summary import summarise_seeds
-from seafusion_ros.segmentation.task_driven import INTENSITY_TARGET_ROW
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 MSRS = SHARED / "data" / "msrs_dev"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from seafusion_ros.thermal_gain import ThermalGain, ThermalGainConfig
+from seafusion_ros.inference.thermal_gain import ThermalGain, ThermalGainConfig
 
 
 def _ramp(low: int, high: int) -> np.ndarray:

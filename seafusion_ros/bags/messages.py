@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 from rosbags.typesys import Stores, get_typestore
 
-from seafusion_ros.image_encoding import decode_image, encode_image
-from seafusion_ros.stamps import ns_to_sec_nanosec
+from seafusion_ros.imaging.encodings import decode_image, encode_image
+from seafusion_ros.imaging.stamps import ns_to_sec_nanosec
 
 # Pinned: LATEST moves with rosbags releases. Image, Header and Time are identical across ROS 2 distros.
 TYPESTORE = get_typestore(Stores.ROS2_JAZZY)

@@ -19,8 +19,8 @@ from tqdm import tqdm
 
 from seafusion_ros.bags.messages import IMAGE_TYPE, TYPESTORE, image_message, serialize_image
 from seafusion_ros.bags.staging import StagedBag
-from seafusion_ros.image_pairs import match_pairs, read_image, read_visible
-from seafusion_ros.synthetic_scene import render_frame
+from seafusion_ros.data.synthetic_scene import render_frame
+from seafusion_ros.imaging.image_files import match_pairs, read_image, read_visible
 
 STORAGES = {"mcap": StoragePlugin.MCAP, "sqlite3": StoragePlugin.SQLITE3}
 THERMAL_ENCODINGS_OUT = ("16UC1", "mono16", "mono8")

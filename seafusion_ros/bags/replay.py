@@ -2,7 +2,7 @@
 
 Streams the bag once in log-time order (memory bounded by the sync queues), so an hour-long
 recording replays like a short one; each message is deserialised once. Pairs go through the node's own
-decode and registration code (:mod:`seafusion_ros.pair_input`), so thermal and RGB of different sizes
+decode and registration code (:mod:`seafusion_ros.imaging.pair_input`), so thermal and RGB of different sizes
 are handled with the same registration choices. Output messages carry the RGB input's header, exactly
 as the node publishes them. Problems with the bag (missing, truncated, lacking a topic, undecodable images) are
 collected in ``ReplayResult.problems`` instead of raising, so a partial report is always possible.
@@ -20,15 +20,15 @@ from typing import Any
 import numpy as np
 from rosbags.rosbag2 import Reader, StoragePlugin, Writer
 
-from seafusion_ros.approximate_sync import make_sync
 from seafusion_ros.bags.messages import IMAGE_TYPE, TYPESTORE, deserialize_image, image_message, serialize_image
 from seafusion_ros.bags.staging import StagedBag
-from seafusion_ros.engine import FusionEngine
-from seafusion_ros.metrics.fusion_metrics import fusion_scores
-from seafusion_ros.overlay import blend_overlay, palette_array
-from seafusion_ros.pair_input import prepare_pair
-from seafusion_ros.registration import Registration
-from seafusion_ros.stamps import stamp_to_ns
+from seafusion_ros.evaluation.fusion_metrics import fusion_scores
+from seafusion_ros.imaging.overlay import blend_overlay, palette_array
+from seafusion_ros.imaging.pair_input import prepare_pair
+from seafusion_ros.imaging.registration import Registration
+from seafusion_ros.imaging.stamps import stamp_to_ns
+from seafusion_ros.imaging.time_sync import make_sync
+from seafusion_ros.inference.engine import FusionEngine
 
 OUTPUT_TOPICS = ("/fused/image", "/segmentation/mask", "/segmentation/overlay")
 

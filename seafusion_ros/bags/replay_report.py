@@ -11,9 +11,9 @@ import cv2
 import numpy as np
 
 from seafusion_ros.bags.replay import ReplayResult
+from seafusion_ros.evaluation.fusion_metrics import HIGHER_IS_BETTER, METRIC_NAMES
 from seafusion_ros.evaluation.fusion_report import write_text_atomic
-from seafusion_ros.image_pairs import write_image_atomic
-from seafusion_ros.metrics.fusion_metrics import HIGHER_IS_BETTER, METRIC_NAMES
+from seafusion_ros.imaging.image_files import write_image_atomic
 
 STAGES = ("decode", "prepare", "fuse", "segment", "finish", "encode_write")
 REPORT_JSON, REPORT_MD, CONTACT_SHEET = "report.json", "report.md", "contact_sheet.png"

@@ -36,10 +36,10 @@ from seafusion_ros.bags.messages import IMAGE_TYPE
 from seafusion_ros.bags.recording import StreamTiming, synthetic_frames, write_pair_bag
 from seafusion_ros.bags.replay import resolve_topic
 from seafusion_ros.cli.play import stop_on_signals
-from seafusion_ros.demo_report import CLASSES, DIAGNOSTICS, OUTPUT_IMAGES, DemoRun, write_demo_report
+from seafusion_ros.demo.report import CLASSES, DIAGNOSTICS, OUTPUT_IMAGES, DemoRun, write_demo_report
+from seafusion_ros.imaging.stamps import stamp_to_ns
 from seafusion_ros.ros.background_spinner import BackgroundSpinner
 from seafusion_ros.ros.dds_profile import use_large_image_profile
-from seafusion_ros.stamps import stamp_to_ns
 from seafusion_ros.weights import default_fusion_weights
 
 NODE_INPUTS = ("/thermal/image_raw", "/rgb/image_raw")

@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from seafusion_ros.device import PRECISIONS
-from seafusion_ros.engine import BACKENDS, NORMALIZATIONS, FusionEngine
-from seafusion_ros.thermal_gain import GAIN_MODES, ThermalGainConfig
+from seafusion_ros.inference.device import PRECISIONS
+from seafusion_ros.inference.engine import BACKENDS, NORMALIZATIONS, FusionEngine
+from seafusion_ros.inference.thermal_gain import GAIN_MODES, ThermalGainConfig
 
 
 def add_engine_arguments(p: argparse.ArgumentParser | argparse._ArgumentGroup, weights: bool = True) -> None:

@@ -23,11 +23,11 @@ from tqdm import tqdm
 
 from seafusion_ros.cli.engine_options import add_engine_arguments, engine_from_args
 from seafusion_ros.cli.number_arguments import non_negative_int, positive_int
+from seafusion_ros.evaluation.fusion_metrics import METRIC_NAMES, to_gray
 from seafusion_ros.evaluation.fusion_report import write_report
 from seafusion_ros.evaluation.pairs import plan_evaluation
 from seafusion_ros.evaluation.runner import keep_large_buffers_in_heap, score_plan
-from seafusion_ros.image_pairs import match_pairs, write_image_atomic
-from seafusion_ros.metrics.fusion_metrics import METRIC_NAMES, to_gray
+from seafusion_ros.imaging.image_files import match_pairs, write_image_atomic
 
 TASK_COMMAND = "task"
 TASK_MODULE = "seafusion_ros.cli.eval_task"

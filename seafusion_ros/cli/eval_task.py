@@ -24,11 +24,12 @@ import torch
 
 from seafusion_ros.cli.number_arguments import non_negative_int, positive_float, positive_int
 from seafusion_ros.cli.size_argument import parse_size
-from seafusion_ros.segmentation.pseudo_masks import LABEL_SCHEMES, write_pseudo_masks
-from seafusion_ros.segmentation.seed_summary import summarise_seeds, write_seed_report
-from seafusion_ros.segmentation.task_driven import BoxScoring, run_task_driven
-from seafusion_ros.segmentation.trainer import SegmentationTrainConfig
-from seafusion_ros.training.msrs_split import VALIDATION_FRAME_RANGES, split_stems
+from seafusion_ros.data.msrs_split import VALIDATION_FRAME_RANGES, split_stems
+from seafusion_ros.data.pseudo_masks import LABEL_SCHEMES, write_pseudo_masks
+from seafusion_ros.evaluation.seed_summary import summarise_seeds, write_seed_report
+from seafusion_ros.evaluation.segmentation_scoring import BoxScoring
+from seafusion_ros.evaluation.task_driven import run_task_driven
+from seafusion_ros.training.segmentation_trainer import SegmentationTrainConfig
 
 
 def _named_dir(text: str) -> tuple[str, Path]:
@@ -122,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
     card = {"command": "seafusion-eval task " + shlex.join(argv), "data": str(args.data),
             "split": {"validation_frames": [list(r) for r in VALIDATION_FRAME_RANGES],
                       "train": len(train), "validation": len(val)},
-            "labels": f"{args.labels} pseudo-masks from YOLO boxes (seafusion_ros.segmentation.pseudo_masks)",
+            "labels": f"{args.labels} pseudo-masks from YOLO boxes (seafusion_ros.data.pseudo_masks)",
             "label_scheme": args.labels}
     scoring = BoxScoring(close_px=args.close_px)
     pair_dirs = (args.data / "ir", args.data / "vi") if (args.data / "vi").is_dir() else None

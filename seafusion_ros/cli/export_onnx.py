@@ -12,8 +12,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from seafusion_ros.inference.onnx_backend import INPUT_NAMES, OUTPUT_NAME, export_fusion_onnx
 from seafusion_ros.models.checkpoint import CheckpointError, load_fusion_model
-from seafusion_ros.onnx_backend import INPUT_NAMES, OUTPUT_NAME, export_fusion_onnx
 from seafusion_ros.weights import default_fusion_weights
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from seafusion_ros.cli.engine_options import add_engine_arguments, engine_from_args
-from seafusion_ros.image_pairs import match_pairs, read_image, read_visible, write_image_atomic
+from seafusion_ros.imaging.image_files import match_pairs, read_image, read_visible, write_image_atomic
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -18,14 +18,14 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from seafusion_ros.approximate_sync import SYNC_MODES, make_sync
 from seafusion_ros.bags.replay import ReplayOptions, replay_bag
 from seafusion_ros.bags.replay_report import REPORT_FILES, write_report
 from seafusion_ros.bags.staging import STAGING_NAME, StagedResults
 from seafusion_ros.cli.engine_options import add_engine_arguments, engine_from_args
 from seafusion_ros.cli.number_arguments import positive_float, positive_int
 from seafusion_ros.cli.size_argument import size_type
-from seafusion_ros.registration import IDENTITY_HOMOGRAPHY, REGISTRATION_MODES, Registration
+from seafusion_ros.imaging.registration import IDENTITY_HOMOGRAPHY, REGISTRATION_MODES, Registration
+from seafusion_ros.imaging.time_sync import SYNC_MODES, make_sync
 from seafusion_ros.weights import classes_and_palette, load_segmenter
 
 OUTPUT_BAG = "output_bag"

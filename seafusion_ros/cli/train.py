@@ -21,14 +21,14 @@ from seafusion_ros.cli.number_arguments import (
     positive_float,
     positive_int,
 )
-from seafusion_ros.device import resolve_device
+from seafusion_ros.data.msrs_split import VALIDATION_FRAME_RANGES
+from seafusion_ros.data.pair_dataset import PairCropDataset, select_pairs
+from seafusion_ros.inference.device import resolve_device
 from seafusion_ros.models.checkpoint import load_fusion_model
 from seafusion_ros.models.seafusion import seafusion
+from seafusion_ros.training.content_loss import MIN_CROP
 from seafusion_ros.training.fusion_trainer import FusionTrainConfig, FusionTrainer
-from seafusion_ros.training.msrs_split import VALIDATION_FRAME_RANGES
-from seafusion_ros.training.pair_dataset import PairCropDataset, select_pairs
 
-MIN_CROP = 16  # the smallest crop the loss's Sobel and the network's convolutions handle with margin
 RUN_FILES = ("last.pt", "model.pt", "history.jsonl")
 
 

@@ -3,7 +3,7 @@
     seafusion-train --joint --data ../shared/data/msrs_dev --out runs/joint
 
 Rounds of fusion training (segmentation frozen, content + beta x semantic loss, beta 0, 1, 2, 3) and
-segmentation training on the freshly fused frames; see ``seafusion_ros.segmentation.joint_training``.
+segmentation training on the freshly fused frames; see ``seafusion_ros.training.joint_training``.
 Re-run the same command with ``--resume`` to continue an interrupted run.
 """
 
@@ -28,11 +28,10 @@ from seafusion_ros.cli.number_arguments import (
     positive_int,
 )
 from seafusion_ros.cli.size_argument import parse_size
-from seafusion_ros.cli.train import MIN_CROP
-from seafusion_ros.segmentation.joint_training import JointConfig, run_joint_training
-from seafusion_ros.segmentation.trainer import SegmentationTrainConfig
-from seafusion_ros.training.content_loss import DEFAULT_ALPHA
-from seafusion_ros.training.msrs_split import VALIDATION_FRAME_RANGES
+from seafusion_ros.data.msrs_split import VALIDATION_FRAME_RANGES
+from seafusion_ros.training.content_loss import DEFAULT_ALPHA, MIN_CROP
+from seafusion_ros.training.joint_training import JointConfig, run_joint_training
+from seafusion_ros.training.segmentation_trainer import SegmentationTrainConfig
 
 
 def _betas(text: str) -> tuple[float, ...]:

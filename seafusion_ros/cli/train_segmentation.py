@@ -23,20 +23,20 @@ from typing import Any
 import torch
 
 from seafusion_ros.cli.size_argument import parse_size
+from seafusion_ros.data.labels import BOX_CLASSES, PRESETS, LabelSet, generic_label_set
+from seafusion_ros.data.msrs_split import VALIDATION_FRAME_RANGES, split_stems
+from seafusion_ros.data.pseudo_masks import write_pseudo_masks
+from seafusion_ros.data.segmentation_data import SegmentationDataset, list_images
+from seafusion_ros.evaluation.segmentation_scoring import BoxScoring, evaluate_segmentation
 from seafusion_ros.models.checkpoint import save_checkpoint
 from seafusion_ros.models.segmentation import ARCH, bisenet_lite, segmentation_card_fields
-from seafusion_ros.segmentation.labels import BOX_CLASSES, PRESETS, LabelSet, generic_label_set
-from seafusion_ros.segmentation.pseudo_masks import write_pseudo_masks
-from seafusion_ros.segmentation.segmentation_data import SegmentationDataset, list_images
-from seafusion_ros.segmentation.task_driven import BoxScoring, evaluate_segmentation
-from seafusion_ros.segmentation.trainer import LAST, SegmentationTrainConfig, train_segmentation
-from seafusion_ros.training.msrs_split import VALIDATION_FRAME_RANGES, split_stems
+from seafusion_ros.training.segmentation_trainer import LAST, SegmentationTrainConfig, train_segmentation
 
 PSEUDO_MASK_RULE = ("pseudo-masks from YOLO boxes: outside all boxes background; inside a box the infrared "
                     "pixels above min(Otsu in the box, 90th percentile of a 4-px ring around it + 10) are the "
                     "object, the rest of the box ignore (255); boxes whose warm pixels are < 20 grey levels "
                     "above the ring median are ignore; smaller boxes overrule larger ones "
-                    "(seafusion_ros.segmentation.pseudo_masks)")
+                    "(seafusion_ros.data.pseudo_masks)")
 
 
 def parse_classes(text: str) -> LabelSet:

@@ -1,1 +1,1 @@
-"""Evaluating fused images against their sources: pairing folders, scoring, reports and plots."""
+"""Evaluation: fusion metrics and reports, segmentation metrics and scoring, task-driven evaluation."""

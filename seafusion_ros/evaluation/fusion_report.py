@@ -22,13 +22,13 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.ticker import MaxNLocator
 
-from seafusion_ros.evaluation.pairs import EvaluationPlan, read_metric_image
-from seafusion_ros.evaluation.runner import ItemResult
-from seafusion_ros.metrics.fusion_metrics import (
+from seafusion_ros.evaluation.fusion_metrics import (
     HIGHER_IS_BETTER,
     METRIC_DESCRIPTIONS,
     METRIC_NAMES,
 )
+from seafusion_ros.evaluation.pairs import EvaluationPlan, read_metric_image
+from seafusion_ros.evaluation.runner import ItemResult
 
 CONVENTIONS = ("Tang et al. MATLAB suite definitions (shared/docs/metrics_reference.md): colour -> gray "
                "with MATLAB rgb2gray weights rounded to uint8; EN and MI on uint8 (MI in bits), the rest "

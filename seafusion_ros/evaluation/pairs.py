@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from seafusion_ros.image_pairs import IMAGE_SUFFIXES, match_pairs, read_visible
+from seafusion_ros.imaging.image_files import IMAGE_SUFFIXES, match_pairs, read_visible
 
 
 @dataclass(frozen=True)

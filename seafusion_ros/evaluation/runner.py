@@ -10,8 +10,8 @@ from dataclasses import dataclass, field
 import cv2
 from tqdm import tqdm
 
+from seafusion_ros.evaluation.fusion_metrics import FusionScores, fusion_scores
 from seafusion_ros.evaluation.pairs import EvaluationItem, EvaluationPlan, read_metric_image
-from seafusion_ros.metrics.fusion_metrics import FusionScores, fusion_scores
 
 
 @dataclass

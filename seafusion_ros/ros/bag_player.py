@@ -37,7 +37,7 @@ from rosbags.interfaces import QosDurability, QosReliability
 from rosbags.rosbag2 import Reader
 from rosgraph_msgs.msg import Clock
 
-from seafusion_ros.stamps import ns_to_sec_nanosec
+from seafusion_ros.imaging.stamps import ns_to_sec_nanosec
 
 RELIABILITIES = ("auto", "best_effort", "reliable")
 

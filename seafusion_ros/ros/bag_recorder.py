@@ -28,8 +28,8 @@ from rosbags.rosbag2 import StoragePlugin, Writer
 
 from seafusion_ros.bags.messages import TYPESTORE
 from seafusion_ros.bags.staging import StagedBag
+from seafusion_ros.imaging.stamps import stamp_to_ns
 from seafusion_ros.ros.bag_player import RELIABILITIES, message_class
-from seafusion_ros.stamps import stamp_to_ns
 
 STORAGES = {"mcap": StoragePlugin.MCAP, "sqlite3": StoragePlugin.SQLITE3}
 LOG_TIMES = ("receive", "header")

@@ -1,7 +1,7 @@
 """sensor_msgs/Image (rclpy) <-> numpy without cv_bridge (not available as a wheel; same result where it is).
 
 The layout rules (encodings, ``step`` padding, ``is_bigendian``) live in the ROS-free
-:mod:`seafusion_ros.image_encoding`, shared with the bag tools; this module only builds rclpy messages.
+:mod:`seafusion_ros.imaging.encodings`, shared with the bag tools; this module only builds rclpy messages.
 16-bit and float thermal stay in raw units: the engine's thermal gain maps them to [0, 1].
 """
 
@@ -11,7 +11,7 @@ import numpy as np
 from sensor_msgs.msg import Image
 from std_msgs.msg import Header
 
-from seafusion_ros.image_encoding import (
+from seafusion_ros.imaging.encodings import (
     COLOUR_ENCODINGS,
     ENCODINGS,
     THERMAL_ENCODINGS,
@@ -19,7 +19,7 @@ from seafusion_ros.image_encoding import (
     check_layout,
     encode_image,
 )
-from seafusion_ros.image_encoding import decode_image as image_to_numpy
+from seafusion_ros.imaging.encodings import decode_image as image_to_numpy
 
 __all__ = ["COLOUR_ENCODINGS", "ENCODINGS", "THERMAL_ENCODINGS", "ImageFormatError", "check_layout",
            "image_to_numpy", "numpy_to_image"]

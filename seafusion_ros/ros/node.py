@@ -57,11 +57,13 @@ from sensor_msgs.msg import Image
 from std_msgs.msg import String
 from torch import nn
 
-from seafusion_ros.approximate_sync import TimeSync, make_sync
-from seafusion_ros.engine import FusionEngine
-from seafusion_ros.overlay import blend_overlay, palette_array
-from seafusion_ros.pair_input import BadInput, prepare_pair
-from seafusion_ros.registration import Registration
+from seafusion_ros.imaging.overlay import blend_overlay, palette_array
+from seafusion_ros.imaging.pair_input import BadInput, prepare_pair
+from seafusion_ros.imaging.registration import Registration
+from seafusion_ros.imaging.stamps import stamp_to_ns
+from seafusion_ros.imaging.time_sync import TimeSync, make_sync
+from seafusion_ros.inference.engine import FusionEngine
+from seafusion_ros.inference.thermal_gain import ThermalGain
 from seafusion_ros.ros.dds_profile import use_large_image_profile
 from seafusion_ros.ros.diagnostics import NodeStats
 from seafusion_ros.ros.image_conversion import (
@@ -81,8 +83,6 @@ from seafusion_ros.ros.parameters import (
     read_config,
     unknown_parameter_warnings,
 )
-from seafusion_ros.stamps import stamp_to_ns
-from seafusion_ros.thermal_gain import ThermalGain
 from seafusion_ros.weights import classes_and_palette, load_segmenter
 
 NODE_NAME = "seafusion_node"
@@ -374,7 +374,7 @@ class SeaFusionNode(LifecycleNode):
             self._sync = make_sync(
                 cfg.sync_mode, len(INPUT_TOPICS), cfg.queue_size, cfg.slop_ns, self._on_pair
             )
-            self.synchroniser = "seafusion_ros.approximate_sync"
+            self.synchroniser = "seafusion_ros.imaging.time_sync"
 
     def _destroy_entities(self) -> None:
         for timer in self._timers:

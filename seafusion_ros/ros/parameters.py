@@ -19,11 +19,11 @@ from typing import Any
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
 from rclpy.node import Node
 
-from seafusion_ros.approximate_sync import SYNC_MODES
-from seafusion_ros.device import PRECISIONS
-from seafusion_ros.engine import BACKENDS, NORMALIZATIONS
-from seafusion_ros.registration import IDENTITY_HOMOGRAPHY, REGISTRATION_MODES, Registration
-from seafusion_ros.thermal_gain import GAIN_MODES, ThermalGainConfig
+from seafusion_ros.imaging.registration import IDENTITY_HOMOGRAPHY, REGISTRATION_MODES, Registration
+from seafusion_ros.imaging.time_sync import SYNC_MODES
+from seafusion_ros.inference.device import PRECISIONS
+from seafusion_ros.inference.engine import BACKENDS, NORMALIZATIONS
+from seafusion_ros.inference.thermal_gain import GAIN_MODES, ThermalGainConfig
 
 RELIABILITIES = ("best_effort", "reliable")
 OUTPUT_ENCODINGS = ("rgb8", "bgr8", "mono8")

@@ -1,1 +1,1 @@
-"""Training: datasets, losses and trainers for the fusion and segmentation networks."""
+"""Training: losses and the fusion, segmentation and joint adaptive trainers."""

@@ -14,6 +14,7 @@ from torch.nn import functional as F
 from seafusion_ros.models.seafusion import SOBEL_X
 
 DEFAULT_ALPHA = 10.0
+MIN_CROP = 16  # the smallest training crop the Sobel and the network's convolutions handle with margin
 
 
 def sobel_magnitude(x: Tensor) -> Tensor:

@@ -19,10 +19,10 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from seafusion_ros.colour import rgb_to_y
+from seafusion_ros.data.pair_dataset import PairBatch, PairCropDataset
+from seafusion_ros.inference.colour import rgb_to_y
 from seafusion_ros.models.checkpoint import read_checkpoint, save_checkpoint
 from seafusion_ros.training.content_loss import DEFAULT_ALPHA, content_loss
-from seafusion_ros.training.pair_dataset import PairBatch, PairCropDataset
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from typing import Any
 
 from torch import nn
 
-from seafusion_ros.overlay import default_palette
+from seafusion_ros.imaging.overlay import default_palette
 
 WEIGHTS_DIR = Path(__file__).resolve().parent
 DEFAULT_FUSION_WEIGHTS = WEIGHTS_DIR / "seafusion_fusion_default.pt"

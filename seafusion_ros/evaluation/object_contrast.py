@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from seafusion_ros.segmentation.pseudo_masks import Box, surrounding_ring
+from seafusion_ros.data.pseudo_masks import Box, surrounding_ring
 
 RING_PX = 4
 

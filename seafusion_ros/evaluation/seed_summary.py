@@ -14,8 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from seafusion_ros.segmentation.labels import BOX_CLASSES
-from seafusion_ros.segmentation.task_driven import (
+from seafusion_ros.data.labels import BOX_CLASSES
+from seafusion_ros.evaluation.task_driven import (
     atomic_write,
     bar_chart,
     chart_row,

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from seafusion_ros.segmentation.pseudo_masks import Box
+from seafusion_ros.data.pseudo_masks import Box
 
 
 @dataclass(frozen=True)

@@ -10,8 +10,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from seafusion_ros.image_encoding import COLOUR_ENCODINGS, COLOUR_ORDER, THERMAL_ENCODINGS, ImageLike, decode_image
-from seafusion_ros.registration import Registration
+from seafusion_ros.imaging.encodings import COLOUR_ENCODINGS, COLOUR_ORDER, THERMAL_ENCODINGS, ImageLike, decode_image
+from seafusion_ros.imaging.registration import Registration
 
 
 class BadInput(ValueError):

@@ -20,8 +20,8 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
-from seafusion_ros.image_pairs import IMAGE_SUFFIXES, read_image
-from seafusion_ros.segmentation.labels import IGNORE_INDEX
+from seafusion_ros.data.labels import IGNORE_INDEX
+from seafusion_ros.imaging.image_files import IMAGE_SUFFIXES, read_image
 
 
 def list_images(folder: str | os.PathLike) -> dict[str, Path]:

@@ -19,14 +19,14 @@ from typing import Any
 import numpy as np
 from rosbags.rosbag2 import Reader
 
-from seafusion_ros.approximate_sync import pair_streams
 from seafusion_ros.bags.messages import TYPESTORE, deserialize_image, image_array
 from seafusion_ros.bags.replay_report import contact_sheet, summary_stats
 from seafusion_ros.evaluation.fusion_report import write_text_atomic
-from seafusion_ros.image_encoding import COLOUR_ORDER
-from seafusion_ros.image_pairs import write_image_atomic
-from seafusion_ros.stamps import stamp_to_ns
-from seafusion_ros.thermal_gain import ThermalGain
+from seafusion_ros.imaging.encodings import COLOUR_ORDER
+from seafusion_ros.imaging.image_files import write_image_atomic
+from seafusion_ros.imaging.stamps import stamp_to_ns
+from seafusion_ros.imaging.time_sync import pair_streams
+from seafusion_ros.inference.thermal_gain import ThermalGain
 
 FUSED, MASK, OVERLAY = "/fused/image", "/segmentation/mask", "/segmentation/overlay"
 CLASSES, DIAGNOSTICS = "/segmentation/classes", "/diagnostics"

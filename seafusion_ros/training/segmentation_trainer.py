@@ -21,7 +21,8 @@ import torch
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from seafusion_ros.metrics.segmentation_metrics import ConfusionAccumulator
+from seafusion_ros.data.segmentation_data import SegmentationDataset
+from seafusion_ros.evaluation.segmentation_metrics import ConfusionAccumulator
 from seafusion_ros.models.checkpoint import (
     CheckpointError,
     load_state_dict_strict,
@@ -29,8 +30,7 @@ from seafusion_ros.models.checkpoint import (
     save_checkpoint,
 )
 from seafusion_ros.models.segmentation import ARCH, BiSeNetLite, segmentation_card_fields
-from seafusion_ros.segmentation.ohem_loss import SemanticLoss
-from seafusion_ros.segmentation.segmentation_data import SegmentationDataset
+from seafusion_ros.training.ohem_loss import SemanticLoss
 
 LAST = "last.pt"
 FINAL = "segmentation.pt"

@@ -35,10 +35,16 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from seafusion_ros.colour import rgb_to_ycrcb, ycrcb_to_rgb
-from seafusion_ros.device import resolve_precision
-from seafusion_ros.image_pairs import match_pairs, read_image, write_image_atomic
-from seafusion_ros.metrics.fusion_metrics import fusion_scores
+from seafusion_ros.data.hot_crops import hot_pixels, window_around
+from seafusion_ros.data.labels import BOX_CLASSES
+from seafusion_ros.data.msrs_split import split_stems
+from seafusion_ros.data.pseudo_masks import write_pseudo_masks
+from seafusion_ros.data.segmentation_data import SegmentationDataset
+from seafusion_ros.evaluation.fusion_metrics import fusion_scores
+from seafusion_ros.evaluation.segmentation_scoring import BoxScoring, evaluate_segmentation
+from seafusion_ros.imaging.image_files import match_pairs, read_image, write_image_atomic
+from seafusion_ros.inference.colour import rgb_to_ycrcb, ycrcb_to_rgb
+from seafusion_ros.inference.device import resolve_precision
 from seafusion_ros.models.checkpoint import load_fusion_model, read_checkpoint, save_checkpoint
 from seafusion_ros.models.seafusion import FusionNet, seafusion
 from seafusion_ros.models.segmentation import (
@@ -48,15 +54,9 @@ from seafusion_ros.models.segmentation import (
     load_segmentation_model,
     segmentation_card_fields,
 )
-from seafusion_ros.segmentation.labels import BOX_CLASSES
-from seafusion_ros.segmentation.ohem_loss import SemanticLoss
-from seafusion_ros.segmentation.pseudo_masks import write_pseudo_masks
-from seafusion_ros.segmentation.segmentation_data import SegmentationDataset
-from seafusion_ros.segmentation.task_driven import BoxScoring, evaluate_segmentation
-from seafusion_ros.segmentation.trainer import FINAL, LAST, SegmentationTrainConfig, train_segmentation
 from seafusion_ros.training.content_loss import DEFAULT_ALPHA, content_loss
-from seafusion_ros.training.hot_crops import hot_pixels, window_around
-from seafusion_ros.training.msrs_split import split_stems
+from seafusion_ros.training.ohem_loss import SemanticLoss
+from seafusion_ros.training.segmentation_trainer import FINAL, LAST, SegmentationTrainConfig, train_segmentation
 
 FUSION_METRICS = ("EN", "SD", "SF", "MI", "VIF", "Qabf")
 JOINT_LOG = "joint_log.jsonl"

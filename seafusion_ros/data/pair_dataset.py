@@ -16,10 +16,10 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from seafusion_ros.image_pairs import ImagePair, match_pairs, read_image
-from seafusion_ros.thermal_gain import ThermalGain
-from seafusion_ros.training.hot_crops import hot_pixels, window_around
-from seafusion_ros.training.msrs_split import split_stems
+from seafusion_ros.data.hot_crops import hot_pixels, window_around
+from seafusion_ros.data.msrs_split import split_stems
+from seafusion_ros.imaging.image_files import ImagePair, match_pairs, read_image
+from seafusion_ros.inference.thermal_gain import ThermalGain
 
 
 @dataclass(frozen=True)
@@ -60,7 +60,7 @@ class PairCropDataset:
 
     ``drop_last`` drops the final partial batch (training); validation keeps it so every pair counts.
     ``hot_crop_fraction`` centres that fraction of the crops on one of the warmest 1 % infrared pixels
-    (:mod:`seafusion_ros.training.hot_crops`): a short run on uniform crops learns the edges of hot objects
+    (:mod:`seafusion_ros.data.hot_crops`): a short run on uniform crops learns the edges of hot objects
     but not their brightness.
     """
 

@@ -13,7 +13,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from seafusion_ros.segmentation.labels import IGNORE_INDEX
+from seafusion_ros.data.labels import IGNORE_INDEX
 
 HARD_PROBABILITY = 0.7
 AUX_WEIGHT = 0.1

@@ -19,11 +19,11 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from seafusion_ros.colour import rgb_to_ycrcb, ycrcb_to_rgb
-from seafusion_ros.device import auto_precision, resolve_device, resolve_precision
-from seafusion_ros.guided_upsampling import guided_upsample
+from seafusion_ros.inference.colour import rgb_to_ycrcb, ycrcb_to_rgb
+from seafusion_ros.inference.device import auto_precision, resolve_device, resolve_precision
+from seafusion_ros.inference.guided_upsampling import guided_upsample
+from seafusion_ros.inference.thermal_gain import ThermalGain, ThermalGainConfig
 from seafusion_ros.models.checkpoint import load_fusion_model
-from seafusion_ros.thermal_gain import ThermalGain, ThermalGainConfig
 from seafusion_ros.weights import default_fusion_weights
 
 NORMALIZATIONS = ("none", "minmax")
@@ -90,7 +90,7 @@ class FusionEngine:
             fp32 path on a CPU; exported in memory at start-up).
         internal_scale: run the network at this fraction of the input resolution (0 < s <= 1) and bring
             the fused luminance back with guided upsampling: about 1/s^2 faster, at a measured quality
-            cost (README). 1.0 = full resolution.
+            cost (docs/results.md). 1.0 = full resolution.
         normalize: ``none`` (stable across frames) or ``minmax`` (the authors' per-frame stretch).
         thermal_gain: how 16-bit / float thermal is mapped to [0, 1].
         channels_last: NHWC memory format for the convolutions (faster on CPU); None = on for CPU.
@@ -136,7 +136,7 @@ class FusionEngine:
         self.model = model.to(self.device, memory_format=self._memory_format).eval()
         self._network = self.model
         if backend == "onnxruntime":
-            from seafusion_ros.onnx_backend import OnnxFusionRunner
+            from seafusion_ros.inference.onnx_backend import OnnxFusionRunner
 
             self._network = OnnxFusionRunner(model, self.device)
         log.info("seafusion: fusion backend %s, precision %s", backend, self.precision)

@@ -12,94 +12,21 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 import torch
-from torch.utils.data import DataLoader
 
-from seafusion_ros.colour import rgb_to_y
-from seafusion_ros.metrics.segmentation_metrics import ConfusionAccumulator
+from seafusion_ros.data.labels import BOX_CLASSES
+from seafusion_ros.data.pseudo_masks import read_yolo_boxes
+from seafusion_ros.data.segmentation_data import SegmentationDataset
+from seafusion_ros.evaluation.segmentation_scoring import BoxScoring, box_class_contrast, evaluate_segmentation
+from seafusion_ros.inference.colour import rgb_to_y
 from seafusion_ros.models.checkpoint import read_checkpoint
 from seafusion_ros.models.segmentation import BiSeNetLite, bisenet_lite, load_segmentation_model
-from seafusion_ros.segmentation.box_ap import average_precision, mask_detections
-from seafusion_ros.segmentation.labels import BOX_CLASSES
-from seafusion_ros.segmentation.object_contrast import ContrastAccumulator
-from seafusion_ros.segmentation.pseudo_masks import read_yolo_boxes
-from seafusion_ros.segmentation.segmentation_data import SegmentationDataset
-from seafusion_ros.segmentation.trainer import FINAL, LAST, SegmentationTrainConfig, train_segmentation
-
-# Mask class k (1 person, 2 bicycle, 3 car) is YOLO class k - 1.
-BOX_CLASS_OF_MASK_CLASS = {1: 0, 2: 1, 3: 2}
-
-
-@dataclass(frozen=True)
-class BoxScoring:
-    """How masks become boxes: a closing of ``close_px`` pixels joins the parts of one warm body (head,
-    torso, legs) split by cooler clothing; components under ``min_area`` pixels are dropped."""
-
-    close_px: int = 5
-    min_area: int = 4
-
-
-def close_classes(mask: np.ndarray, classes: list[int], close_px: int) -> np.ndarray:
-    """Morphological closing of each class's region (lower class ids win where closings overlap)."""
-    if close_px <= 1:
-        return mask
-    kernel = np.ones((close_px, close_px), np.uint8)
-    closed = np.zeros_like(mask)
-    for cls in classes:
-        region = cv2.morphologyEx((mask == cls).astype(np.uint8), cv2.MORPH_CLOSE, kernel) > 0
-        closed[region & (closed == 0)] = cls
-    return closed
-
-
-@torch.no_grad()
-def evaluate_segmentation(model: BiSeNetLite, dataset: SegmentationDataset,
-                          boxes_dir: str | os.PathLike | None, scoring: BoxScoring = BoxScoring(),
-                          device: str = "cpu") -> dict[str, Any]:
-    """mIoU / per-class IoU against the dataset's masks and, with ``boxes_dir``, box AP@0.5 per class and
-    the labelled objects' contrast in the input (``object_contrast``, grey levels)."""
-    model.eval().to(device)
-    names = list(BOX_CLASSES.names)
-    confusion = ConfusionAccumulator(model.num_classes)
-    contrast = _box_class_contrast()
-    detections, truth = [], []
-    loader = DataLoader(dataset, batch_size=4, shuffle=False)
-    stems = iter(dataset.stems)
-    for images, masks in loader:
-        probabilities = torch.softmax(model(images.to(device)), dim=1).cpu().numpy()
-        predictions = probabilities.argmax(1).astype(np.uint8)
-        confusion.update(predictions, masks.numpy())
-        if boxes_dir is None:
-            continue
-        lumas = rgb_to_y(images)[:, 0].mul(255.0).numpy()  # grey levels, the fusion network's Y
-        for prediction, probability, y, mask in zip(predictions, probabilities, lumas, masks, strict=True):
-            stem = next(stems)
-            classes = list(BOX_CLASS_OF_MASK_CLASS)
-            closed = close_classes(prediction, classes, scoring.close_px)
-            detections.append(mask_detections(closed, classes, probability, scoring.min_area))
-            truth.append(read_yolo_boxes(Path(boxes_dir) / f"{stem}.txt", *prediction.shape))
-            contrast.update(y, mask.numpy(), truth[-1])
-    scores = confusion.scores()
-    result: dict[str, Any] = {"miou": scores.miou, "iou": dict(zip(names, scores.iou, strict=False))}
-    if boxes_dir is not None:
-        ap = {names[m]: average_precision(detections, truth, m, b)
-              for m, b in BOX_CLASS_OF_MASK_CLASS.items()}
-        present = [v for v in ap.values() if v is not None]
-        result["box_ap50"] = ap
-        result["box_map50"] = float(np.mean(present)) if present else None
-        result["object_contrast"] = contrast.means()
-    return result
-
-
-def _box_class_contrast() -> ContrastAccumulator:
-    names = list(BOX_CLASSES.names)
-    return ContrastAccumulator({m: names[m] for m in BOX_CLASS_OF_MASK_CLASS},
-                               {b: m for m, b in BOX_CLASS_OF_MASK_CLASS.items()})
+from seafusion_ros.training.segmentation_trainer import FINAL, LAST, SegmentationTrainConfig, train_segmentation
 
 
 def intensity_target_contrast(ir_dir: Path, vis_dir: Path, mask_dir: Path, boxes_dir: Path, stems: list[str],
@@ -112,7 +39,7 @@ def intensity_target_contrast(ir_dir: Path, vis_dir: Path, mask_dir: Path, boxes
     """
     infrared = SegmentationDataset(ir_dir, mask_dir, BOX_CLASSES.num_classes, stems, base_size)
     visible = SegmentationDataset(vis_dir, mask_dir, BOX_CLASSES.num_classes, stems, base_size)
-    contrast = _box_class_contrast()
+    contrast = box_class_contrast()
     for index, stem in enumerate(stems):
         (ir, mask), (vis, _) = infrared[index], visible[index]
         target = torch.maximum(rgb_to_y(ir[None]), rgb_to_y(vis[None]))[0, 0].mul(255.0).numpy()

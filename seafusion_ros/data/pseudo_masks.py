@@ -37,8 +37,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from seafusion_ros.image_pairs import read_image, write_image_atomic
-from seafusion_ros.segmentation.labels import IGNORE_INDEX
+from seafusion_ros.data.labels import IGNORE_INDEX
+from seafusion_ros.imaging.image_files import read_image, write_image_atomic
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,1 @@
+"""Message-free image handling: encodings, image files, registration, overlay, pairing and stamps."""

@@ -1,0 +1,1 @@
+"""Inference engine: device and precision, backends, colour handling, thermal gain, guided upsampling."""
