@@ -77,6 +77,10 @@ def test_bad_payloads_are_named(scene) -> None:
         with pytest.raises(ImageFormatError) as error:
             decode_compressed(msg)
         assert error.value.kind == kind, (kind, str(error.value))
+    cut_jpeg = Compressed(good.format, good.data[: len(good.data) * 9 // 10])  # libjpeg would fill it with grey
+    with pytest.raises(ImageFormatError) as error:
+        decode_compressed(cut_jpeg)
+    assert error.value.kind == "corrupt_compressed" and "truncated" in str(error.value)
     truncated = compressed(thermal, "mono16", "png")
     with pytest.raises(ImageFormatError) as error:
         decode_compressed(Compressed(truncated.format, truncated.data[: len(truncated.data) // 2]))

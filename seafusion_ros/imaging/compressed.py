@@ -75,6 +75,12 @@ def check_compressed(msg: CompressedLike) -> CompressedFormat:
     return parse_format(msg.format)
 
 
+def _ends_with_jpeg_eoi(payload: np.ndarray) -> bool:
+    """JPEG ends with the EOI marker FF D9 (some encoders pad a few zero bytes after it)."""
+    tail = payload[-32:].tobytes().rstrip(b"\x00")
+    return tail.endswith(b"\xff\xd9")
+
+
 def decode_compressed(msg: CompressedLike) -> tuple[np.ndarray, str]:
     """(array, encoding) of a compressed image: H x W or H x W x C, colour in BGR order.
 
@@ -84,6 +90,10 @@ def decode_compressed(msg: CompressedLike) -> tuple[np.ndarray, str]:
     """
     fmt = check_compressed(msg)
     payload = np.frombuffer(msg.data, dtype=np.uint8)
+    if fmt.codec == "jpeg" and not _ends_with_jpeg_eoi(payload):
+        # libjpeg decodes a cut-off JPEG with a warning and grey rows: refuse it rather than fuse half a frame.
+        raise ImageFormatError(
+            "corrupt_compressed", f"JPEG data ({payload.size} bytes) is truncated: no end-of-image marker")
     image = cv2.imdecode(payload, cv2.IMREAD_UNCHANGED)
     if image is None or image.size == 0:
         raise ImageFormatError(

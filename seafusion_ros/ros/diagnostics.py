@@ -22,6 +22,10 @@ BAD_INPUT_KINDS = (
     "odd_width",
     "nan_thermal",
     "size_mismatch",
+    "empty_payload",
+    "unknown_format",
+    "corrupt_compressed",
+    "compressed_mismatch",
     "stamp_backwards",
     "processing_error",
 )

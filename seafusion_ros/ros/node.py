@@ -5,15 +5,19 @@ Topics (relative, so namespaces and remaps give multi-camera setups):
 * in  ``thermal/image_raw`` (mono8/8UC1/mono16/16UC1/32FC1), ``rgb/image_raw``
   (rgb8/bgr8/rgba8/bgra8/mono8, cv_bridge passthrough 8UC1/8UC3/8UC4 read as mono8/bgr8/bgra8, and
   packed yuv422 (UYVY) / yuv422_yuy2 (YUYV)), QoS from ``qos.reliability`` / ``qos.depth`` (default best
-  effort, keep last 5);
-* out (reliable) ``fused/image`` (``output.encoding``), ``segmentation/mask`` (mono8 class ids),
+  effort, keep last 5); with ``image_transport`` (or the per-input override) ``compressed``, the
+  ``.../image_raw/compressed`` CompressedImage topics instead, decoded in the worker;
+* in  ``rgb/camera_info`` (optional): republished as ``fused/camera_info`` with every fused image;
+* out (reliable) ``fused/image`` (``output.encoding``), ``fused/camera_info`` (the RGB camera's, scaled
+  to the output size), ``segmentation/mask`` (mono8 class ids),
   ``segmentation/overlay`` (rgb8), each with the RGB input's header; outputs without subscribers are
   not computed;
 * out (reliable, transient local = latched) ``segmentation/classes``: std_msgs/String holding JSON
   ``{"classes": [...], "palette": [[r, g, b], ...]}``, index = class id in the mask;
 * ``/diagnostics``: rates, drops, sync misses, bad input, per-stage latency, device and GPU memory.
 
-Threads: subscription callbacks only validate the message layout and feed the synchroniser; its
+Threads: subscription callbacks only validate the message layout (compressed: payload and format, not the
+pixels) and feed the synchroniser; its
 callback stores the newest pair; one worker thread converts, registers, runs the engine and publishes
 the latest pair, counting every pair that was replaced before it got to it (dropped).
 
@@ -53,12 +57,14 @@ from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
-from sensor_msgs.msg import Image
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_msgs.msg import String
 from torch import nn
 
+from seafusion_ros.imaging.compressed import check_compressed
+from seafusion_ros.imaging.intrinsics import scale_intrinsics
 from seafusion_ros.imaging.overlay import blend_overlay, palette_array
-from seafusion_ros.imaging.pair_input import BadInput, prepare_pair
+from seafusion_ros.imaging.pair_input import BadInput, decode_input, is_compressed, prepare_pair
 from seafusion_ros.imaging.registration import Registration
 from seafusion_ros.imaging.stamps import stamp_to_ns
 from seafusion_ros.imaging.time_sync import TimeSync, make_sync
@@ -88,6 +94,7 @@ from seafusion_ros.weights import classes_and_palette, load_segmenter
 NODE_NAME = "seafusion_node"
 THERMAL, RGB = 0, 1
 INPUT_TOPICS = ("thermal/image_raw", "rgb/image_raw")
+CAMERA_INFO_TOPIC = "rgb/camera_info"
 BAD_INPUT_LOG_PERIOD_S = 5.0
 WORKER_JOIN_TIMEOUT_S = 30.0
 
@@ -130,7 +137,8 @@ class SeaFusionNode(LifecycleNode):
         self._last_stamp: list[int | None] = [None, None]
         self._bad_logged: dict[str, float] = {}
         self._cv = threading.Condition()
-        self._pending: tuple[Image, Image] | None = None
+        self._pending: tuple[Image | CompressedImage, Image | CompressedImage] | None = None
+        self._camera_info: CameraInfo | None = None  # the newest rgb/camera_info
         self._worker: threading.Thread | None = None
         self.worker_join_timeout = WORKER_JOIN_TIMEOUT_S  # how long deactivation/activation wait for a busy worker
         self._stop = False
@@ -140,7 +148,10 @@ class SeaFusionNode(LifecycleNode):
         self.stats = NodeStats(list(zip(("thermal", "rgb"), self._input_topics(), strict=True)))
 
     def _input_topics(self) -> list[str]:
-        return [self.resolve_topic_name(t) for t in INPUT_TOPICS]
+        """The input topics as subscribed: ``.../compressed`` for a compressed transport."""
+        transports = self.config.transports if self.config is not None else ("raw", "raw")
+        return [self.resolve_topic_name(topic + ("/compressed" if transport == "compressed" else ""))
+                for topic, transport in zip(INPUT_TOPICS, transports, strict=True)]
 
     # ----- lifecycle -----------------------------------------------------------------------------
 
@@ -326,6 +337,7 @@ class SeaFusionNode(LifecycleNode):
         )
         if cfg.publish_fused:
             self._pubs["fused"] = self.create_publisher(Image, "fused/image", reliable)
+            self._pubs["camera_info"] = self.create_publisher(CameraInfo, "fused/camera_info", reliable)
         if self._segmenter is not None:
             if cfg.publish_mask:
                 self._pubs["mask"] = self.create_publisher(Image, "segmentation/mask", reliable)
@@ -345,10 +357,15 @@ class SeaFusionNode(LifecycleNode):
             if cfg.reliability == "reliable"
             else ReliabilityPolicy.BEST_EFFORT,
         )
-        for index, topic in enumerate(INPUT_TOPICS):
+        for index, topic in enumerate(self._input_topics()):
+            self.stats.inputs[index].topic = topic
+            message_type = CompressedImage if topic.endswith("/compressed") else Image
             self._subs.append(
-                self.create_subscription(Image, topic, lambda msg, i=index: self._on_input(i, msg), sensor)
+                self.create_subscription(message_type, topic, lambda msg, i=index: self._on_input(i, msg), sensor)
             )
+        self._camera_info = None
+        if cfg.publish_fused:  # best effort matches a reliable camera_info publisher too
+            self._subs.append(self.create_subscription(CameraInfo, CAMERA_INFO_TOPIC, self._on_camera_info, sensor))
         self._timers.append(self.create_timer(cfg.diagnostics_period, self._publish_diagnostics))
 
     def _create_sync(self) -> None:
@@ -399,21 +416,29 @@ class SeaFusionNode(LifecycleNode):
             self._bad_logged[kind] = now
             self.get_logger().warning(f"bad input ({kind}): {message}")
 
-    def _on_input(self, index: int, msg: Image) -> None:
+    def _on_camera_info(self, msg: CameraInfo) -> None:
+        self._camera_info = msg
+
+    def _on_input(self, index: int, msg: Image | CompressedImage) -> None:
         if not self._active:
             return
         self.stats.input_arrived(index)
-        name = INPUT_TOPICS[index]
+        name = self.stats.inputs[index].topic
+        allowed = THERMAL_ENCODINGS if index == THERMAL else COLOUR_ENCODINGS
         try:
-            check_layout(msg, THERMAL_ENCODINGS if index == THERMAL else COLOUR_ENCODINGS)
+            if is_compressed(msg):
+                check_compressed(msg)  # the pixels are decoded in the worker, only for the pairs it fuses
+            else:
+                check_layout(msg, allowed)
+            if index == RGB and self._needs_warmup:  # before any pair can form, so it runs before the first one
+                size = decode_input(msg, allowed)[0].shape[:2] if is_compressed(msg) else (msg.height, msg.width)
+                self._needs_warmup = False
+                with self._cv:
+                    self._warmup_size = self.registration.output_shape(size)
+                    self._cv.notify()
         except ImageFormatError as exc:
             self._report_bad(exc.kind, f"{name}: {exc}", rejected_input=True)
             return
-        if index == RGB and self._needs_warmup:  # before any pair can form, so it runs before the first one
-            self._needs_warmup = False
-            with self._cv:
-                self._warmup_size = self.registration.output_shape((msg.height, msg.width))
-                self._cv.notify()
         stamp = stamp_to_ns(msg.header.stamp)
         last = self._last_stamp[index]
         self._last_stamp[index] = stamp
@@ -433,7 +458,7 @@ class SeaFusionNode(LifecycleNode):
         elif self._mf_inputs:
             self._mf_inputs[index].signalMessage(msg)
 
-    def _on_pair(self, thermal: Image, rgb: Image) -> None:
+    def _on_pair(self, thermal: Image | CompressedImage, rgb: Image | CompressedImage) -> None:
         """Synchroniser callback: keep only the newest pair for the worker."""
         with self._cv:
             replaced = self._pending is not None
@@ -508,7 +533,24 @@ class SeaFusionNode(LifecycleNode):
         pub = self._pubs.get(key)
         return pub is not None and pub.get_subscription_count() > 0
 
-    def _process(self, thermal_msg: Image, rgb_msg: Image) -> None:
+    def _fused_camera_info(self, header: Any, size: tuple[int, int]) -> CameraInfo | None:
+        """The RGB camera's newest CameraInfo under the fused image's header, scaled to its size (height, width)."""
+        info = self._camera_info
+        if info is None:
+            return None
+        fused = CameraInfo()
+        fused.header = header
+        fused.distortion_model, fused.d, fused.r = info.distortion_model, info.d, info.r
+        calibrated = (int(info.height), int(info.width))
+        if min(calibrated) > 0 and calibrated != size:
+            k, p = scale_intrinsics(info.k, info.p, calibrated, size)
+            fused.k, fused.p = k, p
+        else:
+            fused.k, fused.p = info.k, info.p
+        fused.height, fused.width = size
+        return fused
+
+    def _process(self, thermal_msg: Image | CompressedImage, rgb_msg: Image | CompressedImage) -> None:
         engine, registration, cfg = self.engine, self.registration, self.config
         if engine is None:
             return
@@ -537,6 +579,9 @@ class SeaFusionNode(LifecycleNode):
             else:
                 fused = out.image
             messages.append(("fused", numpy_to_image(fused, cfg.output_encoding, header)))
+            camera_info = self._fused_camera_info(header, fused.shape[:2])
+            if camera_info is not None:
+                messages.append(("camera_info", camera_info))
         if want_mask:
             messages.append(("mask", numpy_to_image(out.mask, "mono8", header)))
         if want_overlay:

@@ -26,6 +26,7 @@ from seafusion_ros.inference.engine import BACKENDS, NORMALIZATIONS
 from seafusion_ros.inference.thermal_gain import GAIN_MODES, ThermalGainConfig
 
 RELIABILITIES = ("best_effort", "reliable")
+TRANSPORTS = ("raw", "compressed")
 OUTPUT_ENCODINGS = ("rgb8", "bgr8", "mono8")
 
 
@@ -148,12 +149,18 @@ PARAMETERS: tuple[ParamSpec, ...] = (
         True,
         "use message_filters when importable (else the built-in synchroniser, same behaviour)",
     ),
+    ParamSpec("image_transport", "raw", "input transport: raw (sensor_msgs/Image on thermal/image_raw, "
+              "rgb/image_raw) or compressed (sensor_msgs/CompressedImage on .../image_raw/compressed)",
+              choices=TRANSPORTS),
+    ParamSpec("thermal_image_transport", "", "thermal input's transport; empty = image_transport",
+              choices=("", *TRANSPORTS)),
+    ParamSpec("rgb_image_transport", "", "RGB input's transport; empty = image_transport", choices=("", *TRANSPORTS)),
     ParamSpec("qos.reliability", "best_effort", "input subscriptions' reliability", choices=RELIABILITIES),
     ParamSpec("qos.depth", 5, "input subscriptions' keep-last depth", low=1, high=1000),
     ParamSpec("output.encoding", "rgb8", "fused image encoding (mono8: the fused luminance, stretched per "
               "frame with normalize minmax)", choices=OUTPUT_ENCODINGS, live=True),
     ParamSpec("overlay.alpha", 0.5, "weight of the class colours in the overlay", low=0.0, high=1.0, live=True),
-    ParamSpec("outputs.fused", True, "publish fused/image"),
+    ParamSpec("outputs.fused", True, "publish fused/image (and fused/camera_info while rgb/camera_info is published)"),
     ParamSpec("outputs.mask", True, "publish segmentation/mask (needs a segmentation model)"),
     ParamSpec("outputs.overlay", True, "publish segmentation/overlay (needs a segmentation model)"),
     ParamSpec("diagnostics.period", 1.0, "seconds between /diagnostics messages", low=0.05, high=60.0),
@@ -190,6 +197,7 @@ class NodeConfig:
     queue_size: int
     slop_ns: int
     use_message_filters: bool
+    transports: tuple[str, str]  # thermal, RGB: raw or compressed
     reliability: str
     depth: int
     output_encoding: str
@@ -278,6 +286,8 @@ def config_from_values(values: dict[str, Any]) -> NodeConfig:
         queue_size=v["sync.queue_size"],
         slop_ns=round(v["sync.slop"] * 1e9),
         use_message_filters=v["sync.use_message_filters"],
+        transports=(v["thermal_image_transport"] or v["image_transport"],
+                    v["rgb_image_transport"] or v["image_transport"]),
         reliability=v["qos.reliability"],
         depth=v["qos.depth"],
         output_encoding=v["output.encoding"],
