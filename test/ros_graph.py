@@ -139,6 +139,16 @@ class NodeProcess:
         self._log.close()
 
 
+def wait_until(condition: Callable[[], bool], timeout: float, what: str, diagnostics: Callable[[], Any]) -> None:
+    """Poll ``condition``; on timeout fail naming ``what`` and the node's last diagnostics."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}; last diagnostics: {diagnostics()}")
+
+
 def sensor_qos(reliable: bool, depth: int) -> QoSProfile:
     return QoSProfile(
         history=HistoryPolicy.KEEP_LAST,
@@ -233,15 +243,7 @@ class Probe:
         return int(diag[key]) if diag is not None and key in diag else -1
 
     def wait_for(self, condition: Callable[[], bool], timeout: float, what: str) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if condition():
-                return
-            time.sleep(0.05)
-        raise AssertionError(
-            f"timed out after {timeout:.0f} s waiting for {what}; last diagnostics: "
-            f"{self.latest_diagnostics()}"
-        )
+        wait_until(condition, timeout, what, self.latest_diagnostics)
 
     def wait_for_node(self, timeout: float = 90.0) -> None:
         """Until the node's inputs are matched and it reports diagnostics (it is active)."""

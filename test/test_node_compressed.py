@@ -5,7 +5,6 @@ calibration as ``fused/camera_info`` scaled to its output size, and counts corru
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 
 import numpy as np
@@ -22,6 +21,7 @@ from ros_graph import (
     sensor_qos,
     stamp_ns,
     thermal_frame,
+    wait_until,
     write_random_fusion_weights,
 )
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
@@ -71,12 +71,7 @@ class CompressedProbe:
                 self.diagnostics = {kv.key: kv.value for kv in status.values}
 
     def wait_for(self, condition: Callable[[], bool], timeout: float, what: str) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if condition():
-                return
-            time.sleep(0.05)
-        raise AssertionError(f"timed out waiting for {what}; diagnostics {self.diagnostics}")
+        wait_until(condition, timeout, what, lambda: self.diagnostics)
 
     def close(self) -> None:
         self.spinner.stop()
