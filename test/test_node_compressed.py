@@ -188,3 +188,22 @@ def test_an_unknown_transport_is_refused_naming_the_parameter(context, tmp_path)
         assert node.trigger_configure() == TransitionCallbackReturn.FAILURE
     finally:
         node.destroy_node()
+
+
+def test_a_remapped_compressed_topic_keeps_its_message_type(context, tmp_path) -> None:
+    from rclpy.lifecycle import TransitionCallbackReturn
+    from rclpy.parameter import Parameter
+
+    from seafusion_ros.ros.node import SeaFusionNode
+
+    overrides = [Parameter("autostart", value=False), Parameter("image_transport", value="compressed"),
+                 Parameter("fusion_weights", value=str(write_random_fusion_weights(tmp_path / "fusion.pt")))]
+    node = SeaFusionNode(context=context, parameter_overrides=overrides,
+                         cli_args=["--ros-args", "-r", "rgb/image_raw/compressed:=/front/jpeg"])
+    try:
+        assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
+        subscribed = dict(node.get_subscriber_names_and_types_by_node(node.get_name(), node.get_namespace()))
+        assert subscribed["/front/jpeg"] == ["sensor_msgs/msg/CompressedImage"]
+        assert subscribed["/thermal/image_raw/compressed"] == ["sensor_msgs/msg/CompressedImage"]
+    finally:
+        node.destroy_node()

@@ -147,11 +147,13 @@ class SeaFusionNode(LifecycleNode):
         self._active = False
         self.stats = NodeStats(list(zip(("thermal", "rgb"), self._input_topics(), strict=True)))
 
+    def _input_transports(self) -> tuple[str, str]:
+        return self.config.transports if self.config is not None else ("raw", "raw")
+
     def _input_topics(self) -> list[str]:
-        """The input topics as subscribed: ``.../compressed`` for a compressed transport."""
-        transports = self.config.transports if self.config is not None else ("raw", "raw")
+        """The input topics as subscribed (remaps applied): ``.../compressed`` for a compressed transport."""
         return [self.resolve_topic_name(topic + ("/compressed" if transport == "compressed" else ""))
-                for topic, transport in zip(INPUT_TOPICS, transports, strict=True)]
+                for topic, transport in zip(INPUT_TOPICS, self._input_transports(), strict=True)]
 
     # ----- lifecycle -----------------------------------------------------------------------------
 
@@ -357,9 +359,9 @@ class SeaFusionNode(LifecycleNode):
             if cfg.reliability == "reliable"
             else ReliabilityPolicy.BEST_EFFORT,
         )
-        for index, topic in enumerate(self._input_topics()):
+        for index, (topic, transport) in enumerate(zip(self._input_topics(), self._input_transports(), strict=True)):
             self.stats.inputs[index].topic = topic
-            message_type = CompressedImage if topic.endswith("/compressed") else Image
+            message_type = CompressedImage if transport == "compressed" else Image  # by transport: remaps rename
             self._subs.append(
                 self.create_subscription(message_type, topic, lambda msg, i=index: self._on_input(i, msg), sensor)
             )
