@@ -149,6 +149,20 @@ def wait_until(condition: Callable[[], bool], timeout: float, what: str, diagnos
     raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}; last diagnostics: {diagnostics()}")
 
 
+def node_subscriptions(node: Node, topics: set[str], timeout: float = 10.0) -> dict[str, list[str]]:
+    """The node's subscriptions by topic, once every one of ``topics`` is visible in the ROS graph.
+
+    The graph is filled by DDS discovery, even for a node's own subscriptions, so it is polled.
+    """
+
+    def subscribed() -> dict[str, list[str]]:
+        return dict(node.get_subscriber_names_and_types_by_node(node.get_name(), node.get_namespace()))
+
+    wait_until(lambda: topics <= subscribed().keys(), timeout, f"subscriptions {sorted(topics)} in the graph",
+               subscribed)
+    return subscribed()
+
+
 def sensor_qos(reliable: bool, depth: int) -> QoSProfile:
     return QoSProfile(
         history=HistoryPolicy.KEEP_LAST,

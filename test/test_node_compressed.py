@@ -17,6 +17,7 @@ from ros_graph import (
     DOMAIN_ID,
     NodeProcess,
     node_command,
+    node_subscriptions,
     rgb_frame,
     sensor_qos,
     stamp_ns,
@@ -170,7 +171,7 @@ def test_per_input_transport_override_subscribes_the_right_types(context, tmp_pa
                            rgb_image_transport="compressed")
     try:
         assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
-        subscribed = dict(node.get_subscriber_names_and_types_by_node(node.get_name(), node.get_namespace()))
+        subscribed = node_subscriptions(node, {"/thermal/image_raw", "/rgb/image_raw/compressed", "/rgb/camera_info"})
         assert subscribed["/thermal/image_raw"] == ["sensor_msgs/msg/Image"]
         assert subscribed["/rgb/image_raw/compressed"] == ["sensor_msgs/msg/CompressedImage"]
         assert subscribed["/rgb/camera_info"] == ["sensor_msgs/msg/CameraInfo"]
@@ -199,10 +200,11 @@ def test_a_remapped_compressed_topic_keeps_its_message_type(context, tmp_path) -
     overrides = [Parameter("autostart", value=False), Parameter("image_transport", value="compressed"),
                  Parameter("fusion_weights", value=str(write_random_fusion_weights(tmp_path / "fusion.pt")))]
     node = SeaFusionNode(context=context, parameter_overrides=overrides,
-                         cli_args=["--ros-args", "-r", "rgb/image_raw/compressed:=/front/jpeg"])
+                         cli_args=["--ros-args", "-r", "__node:=remapped_compressed_probe",
+                                   "-r", "rgb/image_raw/compressed:=/front/jpeg"])
     try:
         assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
-        subscribed = dict(node.get_subscriber_names_and_types_by_node(node.get_name(), node.get_namespace()))
+        subscribed = node_subscriptions(node, {"/front/jpeg", "/thermal/image_raw/compressed"})
         assert subscribed["/front/jpeg"] == ["sensor_msgs/msg/CompressedImage"]
         assert subscribed["/thermal/image_raw/compressed"] == ["sensor_msgs/msg/CompressedImage"]
     finally:
