@@ -19,6 +19,7 @@ from seafusion_ros.bags.recording import Frame, StreamTiming, folder_frames, syn
 from seafusion_ros.cli.eval import main as eval_main
 from seafusion_ros.cli.make_bag import main as make_bag_main
 from seafusion_ros.cli.replay import main as replay_main
+from seafusion_ros.imaging.compressed import decode_compressed
 from seafusion_ros.imaging.stamps import stamp_to_ns
 from seafusion_ros.models.checkpoint import save_checkpoint
 from seafusion_ros.models.segmentation import bisenet_lite, segmentation_card_fields
@@ -51,8 +52,37 @@ def _messages(bag: Path) -> dict[str, list]:
     with Reader(bag) as reader:
         found: dict[str, list] = {}
         for connection, _, raw in reader.messages():
-            found.setdefault(connection.topic, []).append(deserialize_image(raw))
+            found.setdefault(connection.topic, []).append(deserialize_image(raw, connection.msgtype))
     return found
+
+
+def test_a_compressed_bag_replays_like_the_raw_one_within_the_jpeg_loss(small_folders, tmp_path):
+    """Real MSRS pairs and the bundled fusion model: PNG thermal is lossless, and the fused images of the
+    JPEG bag differ from the raw bag's by no more than JPEG changed the RGB input itself."""
+    ir_dir, vis_dir = small_folders
+    bags = {"raw": [], "compressed": ["--compressed"]}
+    for name, extra in bags.items():
+        assert make_bag_main([str(tmp_path / name), "--ir", str(ir_dir), "--vis", str(vis_dir), "--no-progress",
+                              *extra]) == 0
+        assert replay_main([str(tmp_path / name), "--out", str(tmp_path / f"{name}_replay"), "--device", "cpu",
+                            "--precision", "fp32", "--no-segmentation", "--no-metrics", "--no-progress"]) == 0
+    raw, packed = _messages(tmp_path / "raw"), _messages(tmp_path / "compressed")
+    assert set(packed) == {"/thermal/image_raw/compressed", "/rgb/image_raw/compressed"}
+    assert {m.format for m in packed["/thermal/image_raw/compressed"]} == {"16UC1; png compressed mono16"}
+    assert {m.format for m in packed["/rgb/image_raw/compressed"]} == {"rgb8; jpeg compressed bgr8"}
+    for a, b in zip(raw["/thermal/image_raw"], packed["/thermal/image_raw/compressed"], strict=True):
+        assert np.array_equal(image_array(a), decode_compressed(b)[0])  # 16 bits kept, no loss
+    rgb_loss = np.mean([np.abs(image_array(a).astype(int) - decode_compressed(b)[0][:, :, ::-1]).mean()
+                        for a, b in zip(raw["/rgb/image_raw"], packed["/rgb/image_raw/compressed"], strict=True)])
+
+    def fused(name: str) -> dict[int, np.ndarray]:
+        msgs = _messages(tmp_path / f"{name}_replay" / "output_bag")["/fused/image"]
+        return {stamp_to_ns(m.header.stamp): image_array(m).astype(int) for m in msgs}
+
+    from_raw, from_packed = fused("raw"), fused("compressed")
+    assert from_raw.keys() == from_packed.keys() and len(from_raw) == 5
+    fused_difference = np.mean([np.abs(from_raw[s] - from_packed[s]).mean() for s in from_raw])
+    assert 0 < fused_difference <= rgb_loss, (fused_difference, rgb_loss)
 
 
 @pytest.mark.parametrize("storage", ["mcap", "sqlite3"])
@@ -174,12 +204,12 @@ def test_replay_refuses_a_used_out_folder_and_overwrite_replaces_its_results_onc
     calls = 0
     deserialize = replay_module.deserialize_image
 
-    def interrupted_on_the_fifth_message(raw: bytes):
+    def interrupted_on_the_fifth_message(raw: bytes, *args):
         nonlocal calls
         calls += 1
         if calls == 5:
             raise KeyboardInterrupt
-        return deserialize(raw)
+        return deserialize(raw, *args)
 
     monkeypatch.setattr(replay_module, "deserialize_image", interrupted_on_the_fifth_message)
     with pytest.raises(KeyboardInterrupt):  # Ctrl-C midway: the earlier results stay as they were
@@ -236,7 +266,7 @@ def test_an_interrupted_replay_into_a_new_folder_leaves_no_folder(tmp_path, rand
     bag = write_pair_bag(tmp_path / "bag", synthetic_frames(1.0, StreamTiming(4.0), StreamTiming(4.0), 32, 40),
                          progress=False)
 
-    def interrupted(raw: bytes):
+    def interrupted(raw: bytes, *args):
         raise KeyboardInterrupt
 
     monkeypatch.setattr(replay_module, "deserialize_image", interrupted)
@@ -248,7 +278,8 @@ def test_an_interrupted_replay_into_a_new_folder_leaves_no_folder(tmp_path, rand
 
 @pytest.mark.parametrize(("option", "values"), [("--duration", ["-1"]), ("--rgb-rate", ["0"]), ("--jitter", ["-0.001"]),
                                                ("--size", ["64", "16"]), ("--seed", ["-1"]),
-                                               ("--thermal-offset", ["nan"])])
+                                               ("--thermal-offset", ["nan"]), ("--jpeg-quality", ["0"]),
+                                               ("--jpeg-quality", ["101"])])
 def test_make_bag_refuses_meaningless_numbers_at_parse_time(tmp_path, capsys, option, values):
     with pytest.raises(SystemExit) as stopped:
         make_bag_main([str(tmp_path / "bag"), option, *values, "--no-progress"])
@@ -414,3 +445,16 @@ def test_replay_decodes_each_message_once_and_builds_the_palette_once(tmp_path, 
     report = json.loads((tmp_path / "out" / "report.json").read_text())
     assert report["pairs"] == 4
     assert calls == {"deserialize": 8, "palette": 1}
+
+
+def test_a_camera_recorded_only_compressed_is_found_from_its_base_topic():
+    from seafusion_ros.bags.replay import resolve_image_topic
+
+    mixed = {"/thermal/image_raw": "sensor_msgs/msg/Image",
+             "/front/rgb/image_raw/compressed": "sensor_msgs/msg/CompressedImage"}
+    assert resolve_image_topic("thermal/image_raw", mixed) == "/thermal/image_raw"
+    assert resolve_image_topic("rgb/image_raw", mixed) == "/front/rgb/image_raw/compressed"
+    both = {"/rgb/image_raw": "sensor_msgs/msg/Image", "/rgb/image_raw/compressed": "sensor_msgs/msg/CompressedImage"}
+    assert resolve_image_topic("rgb/image_raw", both) == "/rgb/image_raw"  # the raw one when there are both
+    assert resolve_image_topic("rgb/image_raw/compressed", both) == "/rgb/image_raw/compressed"
+    assert resolve_image_topic("depth/image_raw", mixed) is None

@@ -17,7 +17,14 @@ import numpy as np
 from rosbags.rosbag2 import StoragePlugin, Writer
 from tqdm import tqdm
 
-from seafusion_ros.bags.messages import IMAGE_TYPE, TYPESTORE, image_message, serialize_image
+from seafusion_ros.bags.messages import (
+    COMPRESSED_TYPE,
+    IMAGE_TYPE,
+    TYPESTORE,
+    compressed_message,
+    image_message,
+    serialize_image,
+)
 from seafusion_ros.bags.staging import StagedBag
 from seafusion_ros.data.synthetic_scene import render_frame
 from seafusion_ros.imaging.image_files import match_pairs, read_image, read_visible
@@ -119,19 +126,32 @@ def synthetic_frames(duration_s: float, thermal: StreamTiming, rgb: StreamTiming
 def write_pair_bag(out: str | os.PathLike, frames: Iterable[tuple[str, Frame]], storage: str = "mcap",
                    thermal_topic: str = DEFAULT_THERMAL_TOPIC, rgb_topic: str = DEFAULT_RGB_TOPIC,
                    frame_ids: tuple[str, str] = ("thermal_camera", "rgb_camera"), total: int | None = None,
-                   progress: bool = True) -> Path:
-    """Write (role, Frame) items into a new bag folder ``out`` (which must not exist)."""
+                   progress: bool = True, compressed: bool = False, jpeg_quality: int = 90) -> Path:
+    """Write (role, Frame) items into a new bag folder ``out`` (which must not exist).
+
+    ``compressed`` records CompressedImage on ``TOPIC/compressed``, as image_transport's compressed plugin
+    publishes it: thermal as lossless PNG (16-bit stays 16-bit), RGB as JPEG at ``jpeg_quality``.
+    """
     if storage not in STORAGES:
         raise ValueError(f"storage must be one of {tuple(STORAGES)}, got {storage!r}")
+    if not 1 <= jpeg_quality <= 100:
+        raise ValueError(f"JPEG quality must be in 1..100, got {jpeg_quality}")
+    msgtype = COMPRESSED_TYPE if compressed else IMAGE_TYPE
+    suffix = "/compressed" if compressed else ""
+    codec = {"thermal": "png", "rgb": "jpeg"}
     staged = StagedBag(out)
     try:
         with Writer(staged.path, version=9, storage_plugin=STORAGES[storage]) as writer:
-            connections = {"thermal": writer.add_connection(thermal_topic, IMAGE_TYPE, typestore=TYPESTORE),
-                           "rgb": writer.add_connection(rgb_topic, IMAGE_TYPE, typestore=TYPESTORE)}
+            connections = {role: writer.add_connection(topic + suffix, msgtype, typestore=TYPESTORE)
+                           for role, topic in (("thermal", thermal_topic), ("rgb", rgb_topic))}
             frame_id = {"thermal": frame_ids[0], "rgb": frame_ids[1]}
             for role, frame in tqdm(frames, total=total, desc="writing bag", unit="msg", disable=not progress):
-                msg = image_message(frame.array, frame.encoding, frame.stamp_ns, frame_id[role])
-                writer.write(connections[role], frame.stamp_ns + _TRANSPORT_DELAY_NS, serialize_image(msg))
+                if compressed:
+                    msg = compressed_message(frame.array, frame.encoding, frame.stamp_ns, frame_id[role],
+                                             codec[role], jpeg_quality)
+                else:
+                    msg = image_message(frame.array, frame.encoding, frame.stamp_ns, frame_id[role])
+                writer.write(connections[role], frame.stamp_ns + _TRANSPORT_DELAY_NS, serialize_image(msg, msgtype))
         return staged.commit()
     except BaseException:
         staged.discard()

@@ -4,8 +4,10 @@ Streams the bag once in log-time order (memory bounded by the sync queues), so a
 recording replays like a short one; each message is deserialised once. Pairs go through the node's own
 decode and registration code (:mod:`seafusion_ros.imaging.pair_input`), so thermal and RGB of different sizes
 are handled with the same registration choices. Output messages carry the RGB input's header, exactly
-as the node publishes them. Problems with the bag (missing, truncated, lacking a topic, undecodable images) are
-collected in ``ReplayResult.problems`` instead of raising, so a partial report is always possible.
+as the node publishes them. Inputs may be raw ``Image`` or image_transport ``CompressedImage`` topics
+(JPEG or PNG), each decoded only when its pair is fused. Problems with the bag (missing, truncated,
+lacking a topic, undecodable images) are collected in ``ReplayResult.problems`` instead of raising, so a
+partial report is always possible.
 """
 
 from __future__ import annotations
@@ -20,7 +22,14 @@ from typing import Any
 import numpy as np
 from rosbags.rosbag2 import Reader, StoragePlugin, Writer
 
-from seafusion_ros.bags.messages import IMAGE_TYPE, TYPESTORE, deserialize_image, image_message, serialize_image
+from seafusion_ros.bags.messages import (
+    IMAGE_TYPE,
+    IMAGE_TYPES,
+    TYPESTORE,
+    deserialize_image,
+    image_message,
+    serialize_image,
+)
 from seafusion_ros.bags.staging import StagedBag
 from seafusion_ros.evaluation.fusion_metrics import fusion_scores
 from seafusion_ros.imaging.overlay import blend_overlay, palette_array
@@ -88,6 +97,16 @@ def resolve_topic(wanted: str, available: list[str]) -> str | None:
     return candidates[0] if candidates else None
 
 
+def resolve_image_topic(wanted: str, types: dict[str, str]) -> str | None:
+    """The bag topic of a camera input: ``wanted`` as :func:`resolve_topic` finds it or, when the bag has
+    no such topic, its image_transport compressed topic ``wanted/compressed``."""
+    available = sorted(types)
+    topic = resolve_topic(wanted, available)
+    if topic is None and not wanted.rstrip("/").endswith("/compressed"):
+        topic = resolve_topic(wanted.rstrip("/") + "/compressed", available)
+    return topic
+
+
 class _Replayer:
     def __init__(self, engine: FusionEngine, options: ReplayOptions, writer: Writer | None, result: ReplayResult,
                  palette: list[list[int]] | None) -> None:
@@ -100,7 +119,7 @@ class _Replayer:
             self.connections = {t: writer.add_connection(t, IMAGE_TYPE, typestore=TYPESTORE) for t in topics}
 
     def on_pair(self, thermal_msg: Any, rgb_msg: Any) -> None:
-        """Fuse one synchronised pair of (deserialised) Image messages and record the outputs."""
+        """Fuse one synchronised pair of (deserialised) Image or CompressedImage messages and record the outputs."""
         t0 = time.perf_counter()
         try:
             pair = prepare_pair(thermal_msg, rgb_msg, self.options.registration)  # exactly as the node does
@@ -174,8 +193,8 @@ def _replay_open_bag(reader: Reader, staged: StagedBag | None, engine: FusionEng
     available = sorted({c.topic for c in reader.connections})
     types = {c.topic: c.msgtype for c in reader.connections}
     try:
-        roles = {"thermal": resolve_topic(options.thermal_topic, available),
-                 "rgb": resolve_topic(options.rgb_topic, available)}
+        roles = {"thermal": resolve_image_topic(options.thermal_topic, types),
+                 "rgb": resolve_image_topic(options.rgb_topic, types)}
     except ValueError as exc:
         result.problems.append(str(exc))
         return
@@ -183,8 +202,9 @@ def _replay_open_bag(reader: Reader, staged: StagedBag | None, engine: FusionEng
         if topic is None:
             result.problems.append(f"the bag has no {role} topic matching {getattr(options, role + '_topic')!r} "
                                    f"(topics: {available})")
-        elif types[topic] != IMAGE_TYPE:
-            result.problems.append(f"{role} topic {topic} has type {types[topic]}, expected {IMAGE_TYPE}")
+        elif types[topic] not in IMAGE_TYPES:
+            result.problems.append(f"{role} topic {topic} has type {types[topic]}, expected "
+                                   f"{' or '.join(IMAGE_TYPES)}")
             roles[role] = None
     result.topics = {c.topic: {"type": c.msgtype, "messages": c.msgcount} for c in reader.connections}
     result.ignored_topics = [t for t in available if t not in roles.values()]
@@ -207,7 +227,7 @@ def _replay_open_bag(reader: Reader, staged: StagedBag | None, engine: FusionEng
             i = index[connection.topic]
             result.received[role_of[i]] += 1
             try:
-                msg = deserialize_image(raw)
+                msg = deserialize_image(raw, connection.msgtype)
             except Exception as exc:  # a corrupt CDR payload: count it and carry on
                 result.rejected[role_of[i]] += 1
                 result.problems.append(f"undecodable message on {connection.topic}: {exc}")

@@ -19,6 +19,7 @@ from seafusion_ros.bags.recording import (
 from seafusion_ros.cli.number_arguments import (
     finite_float,
     int_at_least,
+    int_in_range,
     non_negative_float,
     non_negative_int,
     positive_float,
@@ -38,6 +39,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--storage", choices=tuple(STORAGES), default="mcap")
     p.add_argument("--thermal-topic", default=DEFAULT_THERMAL_TOPIC)
     p.add_argument("--rgb-topic", default=DEFAULT_RGB_TOPIC)
+    p.add_argument("--compressed", action="store_true",
+                   help="record sensor_msgs/CompressedImage on TOPIC/compressed, as image_transport's compressed "
+                        "plugin publishes it: thermal as lossless PNG (16-bit stays 16-bit), RGB as JPEG")
+    p.add_argument("--jpeg-quality", type=int_in_range(1, 100), default=90, help="with --compressed: RGB JPEG quality")
     p.add_argument("--thermal-encoding", choices=THERMAL_ENCODINGS_OUT, default="16UC1",
                    help="folders only: 8-bit IR is scaled by 257 for 16-bit encodings; mono8 keeps it as is")
     p.add_argument("--rate", type=positive_float, default=10.0, help="folders: pairs per second")
@@ -68,7 +73,8 @@ def main(argv: list[str] | None = None) -> int:
             total = max(int(args.duration * args.thermal_rate), 1) + max(int(args.duration * args.rgb_rate), 1)
             frames = synthetic_frames(args.duration, thermal, rgb, args.size[1], args.size[0], seed=args.seed)
         out = write_pair_bag(args.out, frames, args.storage, args.thermal_topic, args.rgb_topic, total=total,
-                             progress=not args.no_progress)
+                             progress=not args.no_progress, compressed=args.compressed,
+                             jpeg_quality=args.jpeg_quality)
     except (ValueError, FileNotFoundError, FileExistsError) as exc:
         print(f"seafusion-make-bag: error: {exc}", file=sys.stderr)
         return 2

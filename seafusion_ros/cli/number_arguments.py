@@ -27,6 +27,11 @@ def int_at_least(minimum: int) -> Callable[[str], int]:
     return _bounded(int, lambda v: v >= minimum, f"an integer >= {minimum}")
 
 
+def int_in_range(low: int, high: int) -> Callable[[str], int]:
+    """An argparse ``type``: an integer in [low, high]."""
+    return _bounded(int, lambda v: low <= v <= high, f"an integer in [{low}, {high}]")
+
+
 def float_above(bound: float) -> Callable[[str], float]:
     """An argparse ``type``: a finite number > bound."""
     return _bounded(float, lambda v: v > bound, f"a number > {bound:g}")

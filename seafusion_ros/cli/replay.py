@@ -1,6 +1,7 @@
 """seafusion-replay: evaluate the node's processing offline on a rosbag2 recording.
 
-Pairs thermal and RGB with the node's synchroniser rules, registers thermal to the RGB camera with the
+Reads raw Image or compressed (JPEG/PNG CompressedImage) camera topics. Pairs thermal and RGB with the
+node's synchroniser rules, registers thermal to the RGB camera with the
 node's registration choices, fuses and segments every pair, writes the
 outputs to OUT/output_bag (stamped with the inputs' headers) and a report (OUT/report.md,
 OUT/report.json, OUT/contact_sheet.png). A damaged bag or a missing topic gives a message and a
@@ -39,8 +40,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true",
                    help=f"replace the results of an earlier run in --out ({', '.join((OUTPUT_BAG, *REPORT_FILES))}) "
                         "once the new ones are complete")
-    p.add_argument("--thermal-topic", default="thermal/image_raw", help="exact name, or a unique suffix")
-    p.add_argument("--rgb-topic", default="rgb/image_raw", help="exact name, or a unique suffix")
+    p.add_argument("--thermal-topic", default="thermal/image_raw",
+                   help="exact name, or a unique suffix; TOPIC/compressed (CompressedImage) is read when the bag "
+                        "has no TOPIC")
+    p.add_argument("--rgb-topic", default="rgb/image_raw",
+                   help="exact name, or a unique suffix; TOPIC/compressed is read when the bag has no TOPIC")
     p.add_argument("--sync", choices=SYNC_MODES, default="approximate")
     p.add_argument("--queue-size", type=positive_int, default=10)
     p.add_argument("--slop", type=positive_float, default=0.05, help="seconds (> 0); pairs must be strictly closer")
