@@ -97,6 +97,27 @@ def test_demo_writes_the_output_bag_and_a_report(tmp_path, models):
     assert {p.name for p in (out / "logs").iterdir()} == {"node.log", "player.log", "recorder.log"}
 
 
+@pytest.mark.slow
+def test_demo_plays_a_compressed_bag_into_the_nodes_compressed_inputs(tmp_path, models):
+    bag = write_pair_bag(tmp_path / "bag", synthetic_frames(1.5, StreamTiming(9.0), StreamTiming(30.0), 120, 160),
+                         progress=False, compressed=True)
+    out = tmp_path / "demo_output"
+    done = subprocess.run(_demo("--bag", str(bag), "--out", str(out), "--node-arg", "torch_threads:=1", *models),
+                          cwd=tmp_path, env=_env(tmp_path), capture_output=True, text=True, timeout=240)
+    assert done.returncode == 0, done.stdout + done.stderr
+    report = json.loads((out / "report.json").read_text())
+    assert report["problems"] == []
+    assert report["settings"]["input_transport"] == "thermal compressed, rgb compressed"
+    assert report["inputs"]["thermal"]["messages"] == 13 and report["inputs"]["rgb"]["messages"] == 45
+    node = report["node"]
+    assert node["paired"] == node["processed"] + node["dropped_pairs"] + node["skipped_no_subscribers"]
+    assert node["processed"] >= 1
+    assert report["outputs"]["/fused/image"]["sizes"] == ["160x120"]
+    assert report["outputs"]["/fused/image"]["stamps_from_inputs"] is True
+    sheet = cv2.imread(str(out / "contact_sheet.png"))
+    assert sheet[:, :320].std() > 5 and sheet[:, 320:640].std() > 5  # thermal and RGB decoded from PNG / JPEG
+
+
 def test_demo_names_a_bag_without_the_expected_topics(tmp_path, models):
     bag = write_pair_bag(tmp_path / "bag", synthetic_frames(0.5, StreamTiming(9.0), StreamTiming(30.0), 48, 64),
                          rgb_topic="/front/color", progress=False)

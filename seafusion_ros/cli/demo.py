@@ -32,9 +32,9 @@ from rclpy.node import Node
 from rclpy.signals import SignalHandlerOptions
 from rosbags.rosbag2 import Reader
 
-from seafusion_ros.bags.messages import IMAGE_TYPE
+from seafusion_ros.bags.messages import COMPRESSED_TYPE, IMAGE_TYPES
 from seafusion_ros.bags.recording import StreamTiming, synthetic_frames, write_pair_bag
-from seafusion_ros.bags.replay import resolve_topic
+from seafusion_ros.bags.replay import resolve_image_topic
 from seafusion_ros.cli.play import stop_on_signals
 from seafusion_ros.demo.report import CLASSES, DIAGNOSTICS, OUTPUT_IMAGES, DemoRun, write_demo_report
 from seafusion_ros.imaging.stamps import stamp_to_ns
@@ -155,8 +155,9 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _check_bag(bag: Path, thermal_wanted: str, rgb_wanted: str) -> tuple[str, str, float]:
-    """(thermal topic, RGB topic, duration in seconds) of a playable bag, or DemoError naming the problem."""
+def _check_bag(bag: Path, thermal_wanted: str, rgb_wanted: str) -> tuple[str, str, dict[str, str], float]:
+    """(thermal topic, RGB topic, their types, duration in seconds) of a playable bag, or DemoError naming
+    the problem. A camera recorded only as ``TOPIC/compressed`` is found from ``TOPIC``."""
     if not bag.exists():
         raise DemoError(f"bag not found: {bag}")
     try:
@@ -168,16 +169,16 @@ def _check_bag(bag: Path, thermal_wanted: str, rgb_wanted: str) -> tuple[str, st
     found = []
     for role, wanted in (("thermal", thermal_wanted), ("RGB", rgb_wanted)):
         try:
-            topic = resolve_topic(wanted, sorted(types))
+            topic = resolve_image_topic(wanted, types)
         except ValueError as exc:
             raise DemoError(str(exc)) from exc
         if topic is None:
             raise DemoError(f"the bag has no {role} topic matching {wanted!r} (topics: {sorted(types)}); "
                             "name it with --thermal-topic / --rgb-topic")
-        if types[topic] != IMAGE_TYPE:
-            raise DemoError(f"{role} topic {topic} has type {types[topic]}, expected {IMAGE_TYPE}")
+        if types[topic] not in IMAGE_TYPES:
+            raise DemoError(f"{role} topic {topic} has type {types[topic]}, expected {' or '.join(IMAGE_TYPES)}")
         found.append(topic)
-    return found[0], found[1], duration
+    return found[0], found[1], {t: types[t] for t in found}, duration
 
 
 def _wait(condition, timeout: float, what: str, stop: threading.Event, children: list[Child]) -> None:
@@ -233,9 +234,10 @@ def run_demo(args: argparse.Namespace, work: Path, stop: threading.Event) -> tup
         bag, bag_dir = args.bag.resolve(), None
         settings["bag"] = str(bag)
     try:
-        thermal_topic, rgb_topic, duration = _check_bag(bag, args.thermal_topic, args.rgb_topic)
+        thermal_topic, rgb_topic, types, duration = _check_bag(bag, args.thermal_topic, args.rgb_topic)
         run = DemoRun(bag, work / "output_bag", thermal_topic, rgb_topic, settings)
-        _run_graph(args, run, bag, duration, logs, stop)
+        compressed = tuple(types[t] == COMPRESSED_TYPE for t in (thermal_topic, rgb_topic))
+        _run_graph(args, run, bag, duration, compressed, logs, stop)
     except BaseException:
         if bag_dir is not None and not args.keep_input_bag:
             shutil.rmtree(bag_dir, ignore_errors=True)
@@ -243,8 +245,8 @@ def run_demo(args: argparse.Namespace, work: Path, stop: threading.Event) -> tup
     return run, bag_dir if bag_dir is not None and not args.keep_input_bag else None
 
 
-def _run_graph(args: argparse.Namespace, run: DemoRun, bag: Path, duration: float, logs: Path,
-               stop: threading.Event) -> None:
+def _run_graph(args: argparse.Namespace, run: DemoRun, bag: Path, duration: float, compressed: tuple[bool, bool],
+               logs: Path, stop: threading.Event) -> None:
     domain = args.domain_id if args.domain_id is not None else int(os.environ.get("ROS_DOMAIN_ID",
                                                                                   1 + os.getpid() % 100))
     env = dict(os.environ, ROS_DOMAIN_ID=str(domain), PYTHONUNBUFFERED="1", RCUTILS_LOGGING_BUFFERED_STREAM="0")
@@ -255,6 +257,12 @@ def _run_graph(args: argparse.Namespace, run: DemoRun, bag: Path, duration: floa
     node_params += [f"device:={args.device}", "use_sim_time:=true", *args.node_arg]
     if args.reliable:
         node_params.append("qos.reliability:=reliable")
+    node_inputs = tuple(topic + "/compressed" if packed else topic for topic, packed in zip(NODE_INPUTS, compressed,
+                                                                                           strict=True))
+    for role, packed in zip(("thermal", "rgb"), compressed, strict=True):
+        node_params.append(f"{role}_image_transport:={'compressed' if packed else 'raw'}")
+    run.settings["input_transport"] = ", ".join(f"{role} {'compressed' if packed else 'raw'}"
+                                                for role, packed in zip(("thermal", "rgb"), compressed, strict=True))
     children: list[Child] = []
     watcher = Watcher(domain)
     try:
@@ -266,14 +274,14 @@ def _run_graph(args: argparse.Namespace, run: DemoRun, bag: Path, duration: floa
                          [str(run.output_bag), *OUTPUT_IMAGES, CLASSES, DIAGNOSTICS,
                           "--ros-args", "-p", "use_sim_time:=true"], env, logs)
         children.append(recorder)
-        _wait(lambda: all(watcher.subscribers(t) for t in NODE_INPUTS), args.startup_timeout,
+        _wait(lambda: all(watcher.subscribers(t) for t in node_inputs), args.startup_timeout,
               "the node to subscribe to its inputs", stop, children)
         outputs = [t for t in OUTPUT_IMAGES if watcher.publishers(t)]
         _wait(lambda: all(watcher.subscribers(t) for t in outputs), 30.0, "the recorder to subscribe", stop, children)
         print(f"node ready ({', '.join(outputs)}); playing {bag} ({duration:.1f} s at rate {args.rate:g})")
         player = Child("player", "seafusion_ros.cli.play",
                        [str(bag), "--topics", run.thermal_topic, run.rgb_topic,
-                        "--remap", f"{run.thermal_topic}={NODE_INPUTS[0]}", f"{run.rgb_topic}={NODE_INPUTS[1]}",
+                        "--remap", f"{run.thermal_topic}={node_inputs[0]}", f"{run.rgb_topic}={node_inputs[1]}",
                         "--rate", str(args.rate), "--clock", str(CLOCK_HZ), "--clock-tail", str(CLOCK_TAIL_S),
                         "--wait-for-subscribers", "20", "--clock-subscribers", "2", "--delay", "0.5",
                         "--qos-reliability", "reliable" if args.reliable else "auto"], env, logs)

@@ -22,8 +22,9 @@ from rosbags.rosbag2 import Reader
 from seafusion_ros.bags.messages import TYPESTORE, deserialize_image, image_array
 from seafusion_ros.bags.replay_report import contact_sheet, summary_stats
 from seafusion_ros.evaluation.fusion_report import write_text_atomic
-from seafusion_ros.imaging.encodings import COLOUR_ORDER
+from seafusion_ros.imaging.encodings import COLOUR_ENCODINGS, COLOUR_ORDER, THERMAL_ENCODINGS
 from seafusion_ros.imaging.image_files import write_image_atomic
+from seafusion_ros.imaging.pair_input import decode_input
 from seafusion_ros.imaging.stamps import stamp_to_ns
 from seafusion_ros.imaging.time_sync import pair_streams
 from seafusion_ros.inference.thermal_gain import ThermalGain
@@ -55,7 +56,7 @@ def _input_index(run: DemoRun) -> tuple[dict[str, Any], dict[int, int]]:
         wanted = [c for c in reader.connections if c.topic in (run.thermal_topic, run.rgb_topic)]
         for connection, _, raw in reader.messages(connections=wanted):
             role = "thermal" if connection.topic == run.thermal_topic else "rgb"
-            stamp = stamp_to_ns(deserialize_image(raw).header.stamp)
+            stamp = stamp_to_ns(deserialize_image(raw, connection.msgtype).header.stamp)
             stamps[role].append(stamp)
             events.append((0 if role == "thermal" else 1, stamp, stamp))
         span_ns = reader.end_time - reader.start_time
@@ -169,12 +170,13 @@ def _samples(run: DemoRun, partner: dict[int, int], count: int) -> list[dict[str
     with Reader(run.input_bag) as reader:
         for connection, _, raw in reader.messages():
             role = {run.thermal_topic: "thermal", run.rgb_topic: "rgb"}.get(connection.topic)
-            msg = deserialize_image(raw) if role else None
+            msg = deserialize_image(raw, connection.msgtype) if role else None
             if role is None or (role, stamp_to_ns(msg.header.stamp)) not in wanted:
                 continue
-            stamp, array = stamp_to_ns(msg.header.stamp), image_array(msg)
+            allowed = COLOUR_ENCODINGS if role == "rgb" else THERMAL_ENCODINGS
+            stamp, (array, encoding) = stamp_to_ns(msg.header.stamp), decode_input(msg, allowed)
             if role == "rgb":
-                if COLOUR_ORDER.get(msg.encoding) == "bgr":
+                if COLOUR_ORDER.get(encoding) == "bgr":
                     array = array[:, :, 2::-1]
                 images[stamp]["rgb"] = np.ascontiguousarray(array[..., :3]) if array.ndim == 3 else array
             else:
