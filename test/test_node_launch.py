@@ -47,16 +47,21 @@ def test_launch_file_compiles_and_declares_every_argument_with_a_description():
     assert 'executable="seafusion_node"' in source and 'split(",")' in source  # one node per namespace
 
 
-def test_rviz_config_shows_outputs_reliable_and_inputs_best_effort():
+def test_rviz_config_shows_outputs_reliable_inputs_best_effort_and_the_fused_camera():
     displays = yaml.safe_load(RVIZ_FILE.read_text())["Visualization Manager"]["Displays"]
-    topics = {d["Topic"]["Value"]: d["Topic"]["Reliability Policy"] for d in displays}
+    images = [d for d in displays if d["Class"] == "rviz_default_plugins/Image"]
+    topics = {d["Topic"]["Value"]: d["Topic"]["Reliability Policy"] for d in images}
     assert topics == {
         "/fused/image": "Reliable",
         "/segmentation/overlay": "Reliable",
         "/thermal/image_raw": "Best Effort",
         "/rgb/image_raw": "Best Effort",
     }
-    assert all(d["Class"] == "rviz_default_plugins/Image" for d in displays)
+    # The Camera display reads camera_info beside its image topic: /fused/image -> /fused/camera_info,
+    # which the node publishes.
+    (camera,) = [d for d in displays if d["Class"] == "rviz_default_plugins/Camera"]
+    assert camera["Topic"]["Value"].rsplit("/", 1)[0] + "/camera_info" == "/fused/camera_info"
+    assert camera["Topic"]["Reliability Policy"] == "Reliable"
 
 
 def test_launch_description_builds_where_launch_ros_is_installed():
