@@ -5,13 +5,21 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from seafusion_ros.cli.number_arguments import int_at_least
 from seafusion_ros.inference.device import PRECISIONS
-from seafusion_ros.inference.engine import BACKENDS, NORMALIZATIONS, FusionEngine
+from seafusion_ros.inference.engine import (
+    BACKENDS,
+    DEFAULT_MEMORY_BUDGET_MB,
+    MIN_MEMORY_BUDGET_MB,
+    NORMALIZATIONS,
+    FusionEngine,
+)
 from seafusion_ros.inference.thermal_gain import GAIN_MODES, ThermalGainConfig
 
 
 def add_engine_arguments(p: argparse.ArgumentParser | argparse._ArgumentGroup, weights: bool = True) -> None:
-    """Add --weights (unless the caller has its own), --device, --precision, --backend, --normalize, gain."""
+    """Add --weights (unless the caller has its own), --device, --precision, --backend, --internal-scale,
+    --memory-budget, --normalize and the thermal gain options."""
     if weights:
         p.add_argument("--weights", type=Path, default=None,
                        help="fusion checkpoint: the authors' released .pth or our own format (default: bundled model)")
@@ -22,6 +30,10 @@ def add_engine_arguments(p: argparse.ArgumentParser | argparse._ArgumentGroup, w
                    help="onnxruntime: exact fp32, the fastest fp32 path on a CPU")
     p.add_argument("--internal-scale", type=float, default=1.0,
                    help="fuse at this fraction of the resolution, then guided upsampling (CPU degrade knob)")
+    p.add_argument("--memory-budget", type=int_at_least(MIN_MEMORY_BUDGET_MB), default=DEFAULT_MEMORY_BUDGET_MB,
+                   metavar="MB", help="working memory of one fusion tile: larger frames are fused in overlapping "
+                                      "tiles, with the same output up to float rounding; the frame's inputs and "
+                                      "outputs (12-16 bytes per pixel) come on top")
     p.add_argument("--normalize", default="none", choices=NORMALIZATIONS,
                    help="none: stable across frames; minmax: the authors' per-image stretch")
     p.add_argument("--gain", default="percentile", choices=GAIN_MODES,
@@ -36,4 +48,5 @@ def engine_from_args(args: argparse.Namespace) -> FusionEngine:
                              high_percentile=args.gain_percentiles[1], fixed_low=args.gain_range[0],
                              fixed_high=args.gain_range[1])
     return FusionEngine(args.weights, device=args.device, precision=args.precision, normalize=args.normalize,
-                        thermal_gain=gain, backend=args.backend, internal_scale=args.internal_scale)
+                        thermal_gain=gain, backend=args.backend, internal_scale=args.internal_scale,
+                        memory_budget_mb=args.memory_budget)

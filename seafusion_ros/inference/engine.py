@@ -4,13 +4,20 @@ ROS-free; the node, the CLIs and the bag tools all call it. Data flows one way:
 validate -> upload as uint8 -> normalise on the device (thermal gain, Y/Cr/Cb) -> fuse -> (segment)
 -> recombine colour -> quantise on the device -> download. Models stay resident across calls and
 everything after the upload runs under ``torch.inference_mode``.
+
+Frames larger than the memory budget allows go through the same steps tile by tile (``tiling.py``):
+the network on overlapping tiles whose cores stitch into the whole-frame result, everything else on
+tiles or at a bounded size, so memory stays within the budget plus a few bytes per pixel for the
+frame's inputs and outputs.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import os
 import time
+from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 
@@ -21,8 +28,11 @@ from torch.nn import functional as F
 
 from seafusion_ros.inference.colour import rgb_to_ycrcb, ycrcb_to_rgb
 from seafusion_ros.inference.device import auto_precision, resolve_device, resolve_precision
-from seafusion_ros.inference.guided_upsampling import guided_upsample
+from seafusion_ros.inference.guided_upsampling import RADIUS, apply_coefficients, guided_coefficients, guided_upsample
+from seafusion_ros.inference.memory_probe import peak_tensor_bytes
+from seafusion_ros.inference.resampling import fit_within, output_tile_pixels, resample_tile
 from seafusion_ros.inference.thermal_gain import ThermalGain, ThermalGainConfig
+from seafusion_ros.inference.tiling import Tile, plan_tiles, receptive_radius
 from seafusion_ros.models.checkpoint import load_fusion_model
 from seafusion_ros.weights import default_fusion_weights
 
@@ -30,6 +40,8 @@ NORMALIZATIONS = ("none", "minmax")
 BACKENDS = ("torch", "onnxruntime")
 COLOR_ORDERS = ("rgb", "bgr")
 IR_DTYPES = (np.uint8, np.uint16, np.float32)
+DEFAULT_MEMORY_BUDGET_MB = 2048
+MIN_MEMORY_BUDGET_MB = 16
 
 log = logging.getLogger("seafusion_ros")
 
@@ -78,6 +90,13 @@ def _check_visible(vis: np.ndarray) -> np.ndarray:
     return vis
 
 
+def _gather(tensor: Tensor, rows: np.ndarray, cols: np.ndarray) -> Tensor:
+    """``tensor[..., rows, :][..., cols]`` of an N x C x H x W tensor, for index arrays."""
+    rows_t = torch.from_numpy(rows).to(tensor.device)
+    cols_t = torch.from_numpy(cols).to(tensor.device)
+    return tensor.index_select(2, rows_t).index_select(3, cols_t)
+
+
 class FusionEngine:
     """SeAFusion inference with resident models.
 
@@ -96,6 +115,10 @@ class FusionEngine:
         channels_last: NHWC memory format for the convolutions (faster on CPU); None = on for CPU.
         segmenter: optional segmentation network taking the fused RGB (N x 3 x H x W in [0, 1]) and
             returning class logits (N x C x H x W); its argmax is the mask.
+        memory_budget_mb: working memory of one tile (MB). A frame whose network pass needs more (measured
+            at start-up: 1864 bytes per pixel in fp32, 968 in bf16 on a CPU) is fused in overlapping tiles
+            with the same result; the segmenter then sees the fused image at its ``inference_size`` or
+            resized to fit the budget. The frame's inputs and outputs (12-16 bytes per pixel) come on top.
     """
 
     def __init__(
@@ -109,7 +132,12 @@ class FusionEngine:
         segmenter: nn.Module | None = None,
         backend: str = "torch",
         internal_scale: float = 1.0,
+        memory_budget_mb: int = DEFAULT_MEMORY_BUDGET_MB,
     ) -> None:
+        if (isinstance(memory_budget_mb, bool) or not isinstance(memory_budget_mb, (int, float))
+                or not math.isfinite(memory_budget_mb) or memory_budget_mb < MIN_MEMORY_BUDGET_MB):
+            raise ValueError(f"memory_budget_mb must be a number of megabytes >= {MIN_MEMORY_BUDGET_MB}, "
+                             f"got {memory_budget_mb!r}")
         if not 0.0 < internal_scale <= 1.0:
             raise ValueError(f"internal_scale must be in (0, 1], got {internal_scale}")
         self.internal_scale = internal_scale
@@ -139,7 +167,12 @@ class FusionEngine:
             from seafusion_ros.inference.onnx_backend import OnnxFusionRunner
 
             self._network = OnnxFusionRunner(model, self.device)
-        log.info("seafusion: fusion backend %s, precision %s", backend, self.precision)
+        self.memory_budget_mb = memory_budget_mb
+        self.halo = receptive_radius(self.model)
+        self.tile_bytes_per_pixel = self._tile_bytes_per_pixel()
+        self.tile_pixels = int(memory_budget_mb * 2**20 / self.tile_bytes_per_pixel)
+        log.info("seafusion: fusion backend %s, precision %s; frames over %.1f MP are fused in tiles "
+                 "(memory budget %g MB)", backend, self.precision, self.tile_pixels / 1e6, memory_budget_mb)
         self.segmenter: nn.Module | None = None
         self.set_segmenter(segmenter)
 
@@ -160,27 +193,64 @@ class FusionEngine:
             tensor = tensor.pin_memory().to(self.device, non_blocking=True)
         return tensor
 
-    def _prepare(self, ir: np.ndarray, vis: np.ndarray, visible_order: str) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-        """Inputs as N x 1 x H x W float tensors on the device: infrared, Y, Cr, Cb."""
-        scale, offset = self.gain.scale_and_offset(ir)
-        ir_t = self._upload(ir).to(torch.float32).mul_(scale).add_(offset).clamp_(0.0, 1.0)[None, None]
+    def _infrared(self, ir: np.ndarray, gain: tuple[float, float]) -> Tensor:
+        """Thermal as 1 x 1 x H x W float32 in [0, 1] on the device, under the frame's gain."""
+        scale, offset = gain
+        return self._upload(ir).to(torch.float32).mul_(scale).add_(offset).clamp_(0.0, 1.0)[None, None]
+
+    def _visible_ycrcb(self, vis: np.ndarray, visible_order: str) -> tuple[Tensor, Tensor, Tensor]:
+        """Visible as Y, Cr, Cb (each 1 x 1 x H x W float32) on the device; gray has neutral chroma."""
         vis_t = self._upload(vis)
         if vis.ndim == 2:
             y = vis_t.to(torch.float32).div_(255.0)[None, None]
             half = torch.full_like(y, 0.5)
-            return ir_t, y, half, half
+            return y, half, half
         rgb = vis_t.permute(2, 0, 1)[None].to(torch.float32).div_(255.0)
         if visible_order == "bgr":
             rgb = rgb.flip(1)
-        y, cr, cb = rgb_to_ycrcb(rgb)
-        return ir_t, y, cr, cb
+        return rgb_to_ycrcb(rgb)
 
-    def _quantise(self, rgb: Tensor) -> Tensor:
+    def _quantise(self, values: Tensor, value_range: tuple[Tensor, Tensor] | None = None) -> Tensor:
+        """uint8 of values in [0, 1]; ``minmax`` stretches (low, high): ``value_range`` when ``values`` is one
+        tile of a frame (the frame's range), else the values' own."""
         if self.normalize == "minmax":
-            lo, hi = rgb.amin(), rgb.amax()
-            rgb = (rgb - lo) / (hi - lo).clamp_min(1e-12)
-            return (rgb * 255.0).to(torch.uint8)  # truncation, as the authors' script does
-        return (rgb * 255.0).round_().to(torch.uint8)
+            lo, hi = value_range if value_range is not None else (values.amin(), values.amax())
+            values = (values - lo) / (hi - lo).clamp_min(1e-12)
+            return (values * 255.0).to(torch.uint8)  # truncation, as the authors' script does
+        return (values * 255.0).round_().to(torch.uint8)
+
+    def _run_network(self, network: Callable[[Tensor, Tensor], Tensor], y: Tensor, ir: Tensor) -> Tensor:
+        """The fusion network (or its ONNX runner) on visible Y and infrared; fp32 result."""
+        with self._autocast():
+            return network(y.contiguous(memory_format=self._memory_format),
+                           ir.contiguous(memory_format=self._memory_format)).float()
+
+    def _tile_bytes_per_pixel(self) -> float:
+        """Peak tensor bytes per pixel of one tile's network pass, its normalised inputs included.
+
+        Measured on a 64 x 64 tile through the torch model at the engine's precision: the peak is linear in
+        the pixel count (the weights are resident), so this holds for any tile size.
+        """
+        side = 64
+        ir, visible = np.zeros((side, side), np.uint16), np.zeros((side, side, 3), np.uint8)
+
+        def one_tile() -> None:
+            y = self._visible_ycrcb(visible, "rgb")[0]
+            self._run_network(self.model, y, self._infrared(ir, (1.0, 0.0)))
+
+        with torch.inference_mode():
+            return peak_tensor_bytes(one_tile) / side**2
+
+    def tile_plan(self, height: int, width: int) -> list[Tile]:
+        """The tiles the fusion network runs on for a height x width frame (one: the frame fits the budget)."""
+        if height * width <= self.tile_pixels:
+            return plan_tiles(height, width, self.tile_pixels, self.halo)
+        return plan_tiles(*self._network_size(height, width), self.tile_pixels, self.halo)
+
+    def _network_size(self, height: int, width: int) -> tuple[int, int]:
+        if self.internal_scale == 1.0:
+            return height, width
+        return max(int(round(height * self.internal_scale)), 8), max(int(round(width * self.internal_scale)), 8)
 
     def fuse(self, ir: np.ndarray, visible: np.ndarray, visible_order: str = "rgb", output_order: str = "rgb",
              segment: bool = False, mono: bool = False) -> FusionOutput:
@@ -190,6 +260,8 @@ class FusionEngine:
         visible: H x W gray or H x W x 3 uint8 in ``visible_order``.
         mono: also return the fused luminance as uint8 (``mono``), quantised like ``image``: for mono8
         outputs, so a per-frame ``minmax`` stretch is the same rule for gray and colour.
+        Frames over ``tile_pixels`` are fused in tiles (``tile_plan``), with the same result up to float
+        rounding (at most one grey level).
         Raises ValueError naming the problem for empty, non-finite, mis-typed or mismatched input.
         """
         if visible_order not in COLOR_ORDERS or output_order not in COLOR_ORDERS:
@@ -204,7 +276,11 @@ class FusionEngine:
         timings: dict[str, float] = {}
         t0 = time.perf_counter()
         with torch.inference_mode():
-            ir_t, y, cr, cb = self._prepare(ir, visible, visible_order)
+            gain = self.gain.scale_and_offset(ir)
+            if ir.shape[0] * ir.shape[1] > self.tile_pixels:
+                return self._fuse_tiled(ir, visible, gain, visible_order, output_order, segment, mono, timings, t0)
+            ir_t = self._infrared(ir, gain)
+            y, cr, cb = self._visible_ycrcb(visible, visible_order)
             t1 = self._sync_time(timings, "prepare", t0)
             fused_y = self._fuse_luminance(y, ir_t)
             rgb = ycrcb_to_rgb(fused_y, cr, cb)
@@ -227,19 +303,124 @@ class FusionEngine:
 
     def _fuse_luminance(self, y: Tensor, ir: Tensor) -> Tensor:
         """The network on (visible Y, infrared), at full or reduced internal resolution; fp32 result."""
-        full_size = y.shape[-2:]
-        if self.internal_scale < 1.0:
-            size = [max(int(round(d * self.internal_scale)), 8) for d in full_size]
-            y_low = F.interpolate(y, size=size, mode="area")
-            ir_in = F.interpolate(ir, size=size, mode="area")
+        if self.internal_scale == 1.0:
+            return self._run_network(self._network, y, ir)
+        size = self._network_size(*y.shape[-2:])
+        y_low = F.interpolate(y, size=size, mode="area")
+        ir_low = F.interpolate(ir, size=size, mode="area")
+        fused = self._run_network(self._network, y_low, ir_low)
+        return guided_upsample(fused.contiguous(), y_low, ir_low, y, ir)
+
+    def _fuse_tiled(self, ir: np.ndarray, visible: np.ndarray, gain: tuple[float, float], visible_order: str,
+                    output_order: str, segment: bool, mono: bool, timings: dict[str, float],
+                    t0: float) -> FusionOutput:
+        """``fuse`` for a frame over the budget: each step on tiles, only inputs and outputs at full size."""
+        height, width = ir.shape[:2]
+        luminance = np.empty((height, width), np.float32)
+        t1 = self._sync_time(timings, "prepare", t0)
+        if self.internal_scale == 1.0:
+            for tile in plan_tiles(height, width, self.tile_pixels, self.halo):
+                y = self._visible_ycrcb(visible[tile.read], visible_order)[0]
+                fused = self._run_network(self._network, y, self._infrared(ir[tile.read], gain))
+                luminance[tile.core] = fused[0, 0][tile.crop].cpu().numpy()
         else:
-            y_low, ir_in = y, ir
+            self._fuse_reduced_tiled(ir, visible, gain, visible_order, luminance)
+        t2 = self._sync_time(timings, "fuse", t1)
+        mask = None
+        if segment:
+            mask = self._segment_tiled(luminance, visible, visible_order)
+            t2 = self._sync_time(timings, "segment", t2)
+        colour_tiles = plan_tiles(height, width, self.tile_pixels, 0)
+
+        def fused_rgb(tile: Tile) -> tuple[Tensor, Tensor]:
+            _, cr, cb = self._visible_ycrcb(visible[tile.core], visible_order)
+            fused_y = self._upload(luminance[tile.core])[None, None]
+            return fused_y, ycrcb_to_rgb(fused_y, cr, cb)
+
+        rgb_range = luminance_range = None
+        if self.normalize == "minmax":
+            ranges = [(rgb.amin(), rgb.amax()) for _, rgb in map(fused_rgb, colour_tiles)]
+            rgb_range = torch.stack([lo for lo, _ in ranges]).amin(), torch.stack([hi for _, hi in ranges]).amax()
+            luminance_range = (torch.tensor(luminance.min(), device=self.device),
+                               torch.tensor(luminance.max(), device=self.device))
+        image = np.empty((height, width, 3), np.uint8)
+        gray = np.empty((height, width), np.uint8) if mono else None
+        for tile in colour_tiles:
+            fused_y, rgb = fused_rgb(tile)
+            out = self._quantise(rgb, rgb_range)[0]
+            if output_order == "bgr":
+                out = out.flip(0)
+            image[tile.core] = out.permute(1, 2, 0).cpu().numpy()
+            if gray is not None:
+                gray[tile.core] = self._quantise(fused_y, luminance_range)[0, 0].cpu().numpy()
+        self._sync_time(timings, "finish", t2)
+        return FusionOutput(image=image, luminance=luminance, mask=mask, mono=gray, timings=timings)
+
+    def _fuse_reduced_tiled(self, ir: np.ndarray, visible: np.ndarray, gain: tuple[float, float],
+                            visible_order: str, luminance: np.ndarray) -> None:
+        """``_fuse_luminance`` at internal_scale < 1, step by step on tiles, into ``luminance``.
+
+        The reduced inputs, the network's output and the guided filter's coefficients are held at the
+        reduced size (6 floats per reduced pixel); the network and the coefficients run on tiles with
+        their halos, the resizing on tiles of its output.
+        """
+        size = (height, width) = luminance.shape
+        low_size = self._network_size(height, width)
+
+        def read_inputs(rows: np.ndarray, cols: np.ndarray) -> Tensor:
+            grid = np.ix_(rows, cols)
+            y = self._visible_ycrcb(visible[grid], visible_order)[0]
+            return torch.cat((y, self._infrared(ir[grid], gain)), dim=1)
+
+        inputs_low = torch.empty(1, 2, *low_size)
+        for tile in plan_tiles(*low_size, output_tile_pixels(size, low_size, self.tile_pixels), 0):
+            inputs_low[(..., *tile.core)] = resample_tile(read_inputs, size, low_size, "area", tile, self.device).cpu()
+        fused_low = torch.empty(1, 1, *low_size)
+        for tile in plan_tiles(*low_size, self.tile_pixels, self.halo):
+            inputs = inputs_low[(..., *tile.read)].to(self.device)
+            fused = self._run_network(self._network, inputs[:, :1], inputs[:, 1:])
+            fused_low[(..., *tile.core)] = fused[(..., *tile.crop)].cpu()
+        coefficients = torch.empty(1, 3, *low_size)
+        for tile in plan_tiles(*low_size, self.tile_pixels, 2 * RADIUS):  # two 3 x 3 box filters in sequence
+            inputs = inputs_low[(..., *tile.read)].to(self.device)
+            tile_coefficients = guided_coefficients(fused_low[(..., *tile.read)].to(self.device), inputs[:, :1],
+                                                    inputs[:, 1:])
+            coefficients[(..., *tile.core)] = tile_coefficients[(..., *tile.crop)].cpu()
+        for tile in plan_tiles(height, width, self.tile_pixels, 0):
+            full = resample_tile(lambda rows, cols: _gather(coefficients, rows, cols).to(self.device), low_size,
+                                 size, "bilinear", tile, self.device)
+            y = self._visible_ycrcb(visible[tile.core], visible_order)[0]
+            luminance[tile.core] = apply_coefficients(full, y, self._infrared(ir[tile.core], gain))[0, 0].cpu().numpy()
+
+    def _segment_tiled(self, luminance: np.ndarray, visible: np.ndarray, visible_order: str) -> np.ndarray:
+        """Class mask of a frame over the budget, segmented as a whole at a bounded size.
+
+        The segmenter's global context would differ between tiles, so it sees the whole fused image: at
+        its ``inference_size`` when it has one (bilinear, as it would resize it itself: the same mask as
+        the whole-frame path up to float rounding), else area-resized to fit the budget. Its logits are
+        resized back to the frame and arg-maxed tile by tile.
+        """
+        size = (height, width) = luminance.shape
+        inference_size = getattr(self.segmenter, "inference_size", None)
+        seg_size, mode = (tuple(inference_size), "bilinear") if inference_size else (
+            fit_within(height, width, self.tile_pixels), "area")
+
+        def read_rgb(rows: np.ndarray, cols: np.ndarray) -> Tensor:
+            grid = np.ix_(rows, cols)
+            _, cr, cb = self._visible_ycrcb(visible[grid], visible_order)
+            return ycrcb_to_rgb(self._upload(luminance[grid])[None, None], cr, cb)
+
+        seg_input = torch.empty(1, 3, *seg_size, device=self.device)
+        for tile in plan_tiles(*seg_size, output_tile_pixels(size, seg_size, self.tile_pixels), 0):
+            seg_input[(..., *tile.core)] = resample_tile(read_rgb, size, seg_size, mode, tile, self.device)
         with self._autocast():
-            fused = self._network(y_low.contiguous(memory_format=self._memory_format),
-                                  ir_in.contiguous(memory_format=self._memory_format)).float()
-        if self.internal_scale < 1.0:
-            fused = guided_upsample(fused.contiguous(), y_low, ir_in, y, ir)
-        return fused
+            logits = self.segmenter(seg_input.contiguous(memory_format=self._memory_format)).float()
+        mask = np.empty((height, width), np.uint8)
+        for tile in plan_tiles(height, width, self.tile_pixels, 0):
+            full = resample_tile(lambda rows, cols: _gather(logits, rows, cols), seg_size, size, "bilinear", tile,
+                                 self.device)
+            mask[tile.core] = full.argmax(1)[0].to(torch.uint8).cpu().numpy()
+        return mask
 
     def _sync_time(self, timings: dict[str, float], stage: str, since: float) -> float:
         if self.device.type == "cuda":

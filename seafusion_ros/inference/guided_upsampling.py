@@ -14,17 +14,21 @@ import torch
 from torch import Tensor
 from torch.nn import functional as F
 
+RADIUS = 1  # box filter radius: 3 x 3 windows at the low resolution
+
 
 def _box(x: Tensor, radius: int) -> Tensor:
     """Mean over (2r+1)^2 windows with replicated borders (same size as x)."""
     return F.avg_pool2d(F.pad(x, (radius,) * 4, mode="replicate"), 2 * radius + 1, stride=1)
 
 
-def guided_upsample(fused_low: Tensor, visible_low: Tensor, infrared_low: Tensor, visible: Tensor,
-                    infrared: Tensor, radius: int = 1, eps: float = 1e-4) -> Tensor:
-    """Upsample ``fused_low`` (N x 1 x h x w) to the size of the full-resolution guides (N x 1 x H x W).
+def guided_coefficients(fused_low: Tensor, visible_low: Tensor, infrared_low: Tensor, radius: int = RADIUS,
+                        eps: float = 1e-4) -> Tensor:
+    """The smoothed local model (a_v, a_i, b) as N x 3 x h x w, from ``fused_low`` and the guides resized to h x w.
 
-    ``*_low`` are the guides resized to h x w. ``eps`` regularises flat regions (larger = smoother).
+    Each output reads the inputs within ``2 * radius`` pixels (two box filters in sequence): tiles of the
+    low-resolution frame with that halo give the whole-frame coefficients. ``eps`` regularises flat
+    regions (larger = smoother).
     """
     guides = torch.cat((visible_low, infrared_low), dim=1)
     mean_g = _box(guides, radius)
@@ -37,6 +41,20 @@ def guided_upsample(fused_low: Tensor, visible_low: Tensor, infrared_low: Tensor
     a_v = (var_i * cov_gf[:, :1] - cov_vi * cov_gf[:, 1:]) / det
     a_i = (var_v * cov_gf[:, 1:] - cov_vi * cov_gf[:, :1]) / det
     b = mean_f - a_v * mean_g[:, :1] - a_i * mean_g[:, 1:]
-    coeffs = F.interpolate(_box(torch.cat((a_v, a_i, b), dim=1), radius), size=visible.shape[-2:],
-                           mode="bilinear", align_corners=False)
-    return (coeffs[:, :1] * visible + coeffs[:, 1:2] * infrared + coeffs[:, 2:]).clamp_(0.0, 1.0)
+    return _box(torch.cat((a_v, a_i, b), dim=1), radius)
+
+
+def apply_coefficients(coefficients: Tensor, visible: Tensor, infrared: Tensor) -> Tensor:
+    """fused = a_v * visible + a_i * infrared + b, with the coefficients already at the guides' size."""
+    return (coefficients[:, :1] * visible + coefficients[:, 1:2] * infrared + coefficients[:, 2:]).clamp_(0.0, 1.0)
+
+
+def guided_upsample(fused_low: Tensor, visible_low: Tensor, infrared_low: Tensor, visible: Tensor,
+                    infrared: Tensor, radius: int = RADIUS, eps: float = 1e-4) -> Tensor:
+    """Upsample ``fused_low`` (N x 1 x h x w) to the size of the full-resolution guides (N x 1 x H x W).
+
+    ``*_low`` are the guides resized to h x w. ``eps`` regularises flat regions (larger = smoother).
+    """
+    coefficients = guided_coefficients(fused_low, visible_low, infrared_low, radius, eps)
+    return apply_coefficients(F.interpolate(coefficients, size=visible.shape[-2:], mode="bilinear",
+                                            align_corners=False), visible, infrared)
