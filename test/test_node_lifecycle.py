@@ -149,10 +149,10 @@ def test_reactivation_never_starts_a_second_worker_beside_a_busy_one(context, tm
     busy, release = threading.Event(), threading.Event()
     process = node._process
 
-    def stuck_process(thermal, rgb):  # stands for an inference that hangs (a wedged GPU, say)
+    def stuck_process(thermal, rgb, formed):  # stands for an inference that hangs (a wedged GPU, say)
         busy.set()
         release.wait(60)
-        process(thermal, rgb)
+        process(thermal, rgb, formed)
 
     node._process = stuck_process
     try:
@@ -276,5 +276,35 @@ def test_message_filters_sync_misses_ignore_bad_pairs(context, tmp_path, monkeyp
         probe.publish(None, small_pair(int(3e9))[1])
         probe.wait_for(lambda: probe.counter("processed") == 1 and probe.counter("sync_misses") == 1, 30,
                        "one processed pair and exactly one sync miss")
+    finally:
+        run.close()
+
+
+def test_stamps_far_from_the_node_clock_are_a_named_warning_not_a_latency(context, tmp_path):
+    run = RunningNode(context, in_process_node(context, write_random_fusion_weights(tmp_path / "fusion.pt")))
+    probe = run.probe
+    try:
+        run.activate()
+        clock = run.node.get_clock()
+        for k in range(3):  # a camera whose clock is 10 s behind (or a time jump back)
+            probe.publish(*small_pair(clock.now().nanoseconds - 10_000_000_000 + k))
+            probe.wait_for(lambda k=k: len(probe.outputs("fused")) == k + 1, 30, f"output {k + 1}")
+        probe.wait_for(lambda: "stamps are" in (probe.latest_diagnostics() or {}).get("_message", ""), 30,
+                       "the stamp-offset warning")
+        diag = probe.latest_diagnostics()
+        assert diag["_level"] == "1"
+        assert "/thermal/image_raw stamps are 10.0" in diag["_message"]
+        assert "behind the node's clock" in diag["_message"]
+        assert 9_900 < float(diag["thermal_stamp_offset_ms"]) < 60_000
+        assert float(diag["latency_end_to_end_ms"]) > 9_900  # measures the offset ...
+        assert float(diag["latency_in_node_ms"]) < float(diag["latency_end_to_end_ms"]) - 9_000  # ... this does not
+
+        start = len(probe.outputs("fused"))
+        for k in range(12):  # the clocks agree again: the median of the recent offsets follows
+            probe.publish(*small_pair(clock.now().nanoseconds + k))
+            probe.wait_for(lambda k=k: len(probe.outputs("fused")) == start + k + 1, 30, "output")
+        probe.wait_for(lambda: "stamps are" not in (probe.latest_diagnostics() or {}).get("_message", "stamps are"),
+                       30, "the warning to clear")
+        assert abs(float(probe.latest_diagnostics()["rgb_stamp_offset_ms"])) < 9_000
     finally:
         run.close()

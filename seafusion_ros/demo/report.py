@@ -32,7 +32,7 @@ from seafusion_ros.inference.thermal_gain import ThermalGain
 FUSED, MASK, OVERLAY = "/fused/image", "/segmentation/mask", "/segmentation/overlay"
 CLASSES, DIAGNOSTICS = "/segmentation/classes", "/diagnostics"
 OUTPUT_IMAGES = (FUSED, MASK, OVERLAY)
-NODE_STAGES = ("decode", "fuse", "segment", "publish", "end_to_end")
+NODE_STAGES = ("decode", "fuse", "segment", "publish", "in_node", "end_to_end")
 
 
 @dataclass

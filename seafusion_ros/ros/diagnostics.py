@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 
 from diagnostic_msgs.msg import DiagnosticStatus, KeyValue
 
-STAGES = ("decode", "fuse", "segment", "publish", "end_to_end")
+STAGES = ("decode", "fuse", "segment", "publish", "in_node", "end_to_end")
+OFFSET_SAMPLES = 10  # recent messages whose median stamp offset is reported (one late message is no offset)
 BAD_INPUT_KINDS = (
     "unknown_encoding",
     "short_data",
@@ -60,6 +61,14 @@ class InputStats:
     received: int = 0
     last_arrival: float | None = None
     rate: RateMeter = field(default_factory=RateMeter)
+    stamp_offsets: deque[float] = field(default_factory=lambda: deque(maxlen=OFFSET_SAMPLES))
+
+    def stamp_offset(self) -> float | None:
+        """Median of the recent (node clock at arrival - header stamp), seconds."""
+        if not self.stamp_offsets:
+            return None
+        ordered = sorted(self.stamp_offsets)
+        return ordered[len(ordered) // 2]
 
 
 class NodeStats:
@@ -82,13 +91,16 @@ class NodeStats:
         self.last_bad_time: float | None = None
         self.started = time.monotonic()
 
-    def input_arrived(self, index: int) -> None:
+    def input_arrived(self, index: int, stamp_offset: float | None = None) -> None:
+        """Count a message; ``stamp_offset``: the node's clock at arrival minus its header stamp, seconds."""
         now = time.monotonic()
         with self._lock:
             stats = self.inputs[index]
             stats.received += 1
             stats.last_arrival = now
             stats.rate.tick(now)
+            if stamp_offset is not None:
+                stats.stamp_offsets.append(stamp_offset)
 
     def pair_formed(self, replaced_unprocessed: bool) -> None:
         with self._lock:
@@ -122,6 +134,7 @@ class NodeStats:
             self.started = time.monotonic()
             for stats in self.inputs:
                 stats.last_arrival = None
+                stats.stamp_offsets.clear()
 
     def silent_inputs(self, timeout: float) -> list[tuple[str, float]]:
         """(topic, seconds silent) of inputs with nothing for ``timeout`` seconds."""
@@ -142,10 +155,14 @@ class NodeStats:
         input_timeout: float,
         qos: str,
         period: float,
+        max_stamp_offset: float = float("inf"),
     ) -> DiagnosticStatus:
-        """One DiagnosticStatus: WARN for silent inputs or bad input in the last period, else OK."""
+        """One DiagnosticStatus: WARN for silent inputs, bad input in the last period, or input stamps more
+        than ``max_stamp_offset`` seconds from the node's clock (then end-to-end latency measures the clock
+        offset, not the delivery; ``latency_in_node_ms`` does not depend on stamps); else OK."""
         silent = self.silent_inputs(input_timeout)
         now = time.monotonic()
+        offsets = []
         with self._lock:
             values = {}
             for stats in self.inputs:
@@ -153,6 +170,10 @@ class NodeStats:
                 values[f"{key}_topic"] = stats.topic
                 values[f"{key}_received"] = str(stats.received)
                 values[f"{key}_rate_hz"] = f"{stats.rate.rate(now):.2f}"
+                offset = stats.stamp_offset()
+                values[f"{key}_stamp_offset_ms"] = f"{1000.0 * offset:.1f}" if offset is not None else "nan"
+                if offset is not None and abs(offset) > max_stamp_offset:
+                    offsets.append((stats.topic, offset))
             values.update(
                 {
                     "paired": str(self.paired),
@@ -178,6 +199,12 @@ class NodeStats:
             f"no message on {topic} for {since:.1f} s (subscriber QoS: {qos}; a reliable subscriber "
             "gets nothing from a best-effort publisher)"
             for topic, since in silent
+        ]
+        problems += [
+            f"{topic} stamps are {abs(offset):.2f} s {'behind' if offset > 0 else 'ahead of'} the node's clock "
+            f"(limit {max_stamp_offset:g} s: a clock offset between machines, a time jump, or a bag played without "
+            "--clock / use_sim_time); latency_end_to_end_ms includes it"
+            for topic, offset in offsets
         ]
         if recent_bad:
             problems.append(f"bad input: {last_bad}")

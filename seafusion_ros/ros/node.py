@@ -31,9 +31,10 @@ timeout finishes its pair without publishing it.
 
 Parameters (``ros2 param set``): invalid values are refused when set, with the reason. On a configured
 node (inactive or active) the live ones (output encoding, overlay alpha, normalize, thermal gain,
-registration mode and homography, sync mode, queue size and slop, input timeout) apply to the next pair,
-and changes to the others are refused until the node is cleaned up; ``autostart`` is read at start-up
-only (a new value is refused, its own value accepted, so a dumped parameter file loads back).
+registration mode and homography, sync mode, queue size and slop, input timeout, stamp offset limit)
+apply to the next pair, and changes to the others are refused until the node is cleaned up;
+``autostart`` is read at start-up only (a new value is refused, its own value accepted, so a dumped
+parameter file loads back).
 Parameter names the node does not have (a misspelled params-file key) are named in a warning.
 """
 
@@ -41,6 +42,8 @@ from __future__ import annotations
 
 import gc
 import json
+import os
+import signal
 import sys
 import threading
 import time
@@ -57,6 +60,7 @@ from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+from rclpy.signals import SignalHandlerOptions
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_msgs.msg import String
 from torch import nn
@@ -137,7 +141,8 @@ class SeaFusionNode(LifecycleNode):
         self._last_stamp: list[int | None] = [None, None]
         self._bad_logged: dict[str, float] = {}
         self._cv = threading.Condition()
-        self._pending: tuple[Image | CompressedImage, Image | CompressedImage] | None = None
+        # the newest pair and when it formed (time.monotonic(), for the stamp-free in-node latency)
+        self._pending: tuple[Image | CompressedImage, Image | CompressedImage, float] | None = None
         self._camera_info: CameraInfo | None = None  # the newest rgb/camera_info
         self._worker: threading.Thread | None = None
         self.worker_join_timeout = WORKER_JOIN_TIMEOUT_S  # how long deactivation/activation wait for a busy worker
@@ -296,6 +301,7 @@ class SeaFusionNode(LifecycleNode):
             segmenter=self._segmenter,
             backend=cfg.backend,
             internal_scale=cfg.internal_scale,
+            memory_budget_mb=cfg.memory_budget_mb,
         )
         # Warm up at the size real frames will have, so kernel selection and allocation happen once: the
         # configured output size now, else the first RGB message's (registered) size, in the worker.
@@ -424,7 +430,8 @@ class SeaFusionNode(LifecycleNode):
     def _on_input(self, index: int, msg: Image | CompressedImage) -> None:
         if not self._active:
             return
-        self.stats.input_arrived(index)
+        stamp = stamp_to_ns(msg.header.stamp)
+        self.stats.input_arrived(index, (self.get_clock().now().nanoseconds - stamp) / 1e9)
         name = self.stats.inputs[index].topic
         allowed = THERMAL_ENCODINGS if index == THERMAL else COLOUR_ENCODINGS
         try:
@@ -441,7 +448,6 @@ class SeaFusionNode(LifecycleNode):
         except ImageFormatError as exc:
             self._report_bad(exc.kind, f"{name}: {exc}", rejected_input=True)
             return
-        stamp = stamp_to_ns(msg.header.stamp)
         last = self._last_stamp[index]
         self._last_stamp[index] = stamp
         if last is not None and stamp < last:
@@ -464,7 +470,7 @@ class SeaFusionNode(LifecycleNode):
         """Synchroniser callback: keep only the newest pair for the worker."""
         with self._cv:
             replaced = self._pending is not None
-            self._pending = (thermal, rgb)
+            self._pending = (thermal, rgb, time.monotonic())
             self.stats.pair_formed(replaced)
             self._cv.notify()
 
@@ -484,6 +490,10 @@ class SeaFusionNode(LifecycleNode):
         """Stop taking input and join the worker (also used on shutdown outside the lifecycle)."""
         self._active = False
         self._stop_worker()
+
+    def worker_alive(self) -> bool:
+        """A worker still runs (busy with a pair after a join timed out)."""
+        return self._worker is not None and self._worker.is_alive()
 
     def _stop_worker(self) -> None:
         with self._cv:
@@ -516,7 +526,7 @@ class SeaFusionNode(LifecycleNode):
                     return
                 warmup_size, self._warmup_size = self._warmup_size, None
                 if warmup_size is None:
-                    thermal, rgb = self._pending
+                    thermal, rgb, formed = self._pending
                     self._pending = None
             if warmup_size is not None:
                 try:
@@ -525,7 +535,7 @@ class SeaFusionNode(LifecycleNode):
                     self.get_logger().warning(f"warm-up at {warmup_size} failed: {type(exc).__name__}: {exc}")
                 continue
             try:
-                self._process(thermal, rgb)
+                self._process(thermal, rgb, formed)
             except (BadInput, ImageFormatError) as exc:
                 self._report_bad(exc.kind, str(exc))
             except Exception as exc:  # one bad pair must never stop the worker
@@ -552,7 +562,8 @@ class SeaFusionNode(LifecycleNode):
         fused.height, fused.width = size
         return fused
 
-    def _process(self, thermal_msg: Image | CompressedImage, rgb_msg: Image | CompressedImage) -> None:
+    def _process(self, thermal_msg: Image | CompressedImage, rgb_msg: Image | CompressedImage, formed: float) -> None:
+        """Fuse (and segment) one pair and publish; ``formed``: time.monotonic() when the pair formed."""
         engine, registration, cfg = self.engine, self.registration, self.config
         if engine is None:
             return
@@ -603,6 +614,7 @@ class SeaFusionNode(LifecycleNode):
                 "fuse": timings.get("prepare", 0.0) + timings.get("fuse", 0.0) + timings.get("finish", 0.0),
                 "segment": timings.get("segment", 0.0),
                 "publish": t3 - t2,
+                "in_node": time.monotonic() - formed,
                 "end_to_end": (self.get_clock().now().nanoseconds - stamp_ns) / 1e9,
             }
         )
@@ -633,6 +645,7 @@ class SeaFusionNode(LifecycleNode):
             cfg.input_timeout,
             self._qos_text(),
             cfg.diagnostics_period,
+            cfg.max_stamp_offset,
         )
         if self._active:
             silent = self.stats.silent_inputs(cfg.input_timeout)
@@ -648,22 +661,50 @@ class SeaFusionNode(LifecycleNode):
         self._pubs["diagnostics"].publish(array)
 
 
+SHUTDOWN_JOIN_TIMEOUT_S = 1.0  # on SIGINT/SIGTERM: how long a busy worker may finish its pair
+SPIN_PERIOD_S = 0.1  # how often the executor returns to Python, where signal handlers run
+
+
+class ShutdownRequest:
+    """SIGINT and SIGTERM (the first one) ask the node to stop; later ones while it stops are ignored.
+
+    Python handlers instead of rclpy's: rclpy's second-signal path aborts the process (exit 134) when it
+    arrives during the clean-up, and the executor is spun in short slices so the handler runs promptly.
+    """
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, self._handle)
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.signum is None:
+            self.signum = signum
+
+    @property
+    def requested(self) -> bool:
+        return self.signum is not None
+
+
 def main(
     args: list[str] | None = None,
     segmenter: nn.Module | None = None,
     segmenter_card: dict[str, Any] | None = None,
 ) -> int:
-    """Run the node until shutdown; exit status 1 when configuration fails, 2 for invalid parameters."""
+    """Run the node until shutdown; exit status 1 when configuration fails, 2 for invalid parameters, 0 after
+    SIGINT or SIGTERM (a clean shutdown, within about SHUTDOWN_JOIN_TIMEOUT_S + a second)."""
     use_large_image_profile()
-    rclpy.init(args=args)
+    shutdown = ShutdownRequest()
+    rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
     node = None
+    worker_busy = False
     try:
         try:
             node = SeaFusionNode(segmenter=segmenter, segmenter_card=segmenter_card)
         except (ValueError, TypeError, ParameterException) as exc:
             print(f"seafusion_node: invalid parameters: {exc}", file=sys.stderr)
             return 2
-        if node.get_parameter("autostart").value:
+        if not shutdown.requested and node.get_parameter("autostart").value:
             if node.trigger_configure() != TransitionCallbackReturn.SUCCESS:
                 print("seafusion_node: configuration failed (see the error above)", file=sys.stderr)
                 return 1
@@ -672,14 +713,23 @@ def main(
                 return 1
         executor = SingleThreadedExecutor()
         executor.add_node(node)
-        executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
+        while not shutdown.requested and rclpy.ok():
+            executor.spin_once(timeout_sec=SPIN_PERIOD_S)
+    except ExternalShutdownException:
         pass
     finally:
         if node is not None:
+            if shutdown.requested:
+                node.get_logger().info(f"{signal.Signals(shutdown.signum).name}: shutting down")
+            node.worker_join_timeout = SHUTDOWN_JOIN_TIMEOUT_S
             node.stop()
+            worker_busy = node.worker_alive()
             node.destroy_node()
         rclpy.try_shutdown()
+    if worker_busy:  # a pair still in the engine: do not wait for it in the interpreter's teardown
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
     return 0
 
 

@@ -22,7 +22,7 @@ from rclpy.node import Node
 from seafusion_ros.imaging.registration import IDENTITY_HOMOGRAPHY, REGISTRATION_MODES, Registration
 from seafusion_ros.imaging.time_sync import SYNC_MODES
 from seafusion_ros.inference.device import PRECISIONS
-from seafusion_ros.inference.engine import BACKENDS, NORMALIZATIONS
+from seafusion_ros.inference.engine import BACKENDS, DEFAULT_MEMORY_BUDGET_MB, MIN_MEMORY_BUDGET_MB, NORMALIZATIONS
 from seafusion_ros.inference.thermal_gain import GAIN_MODES, ThermalGainConfig
 
 RELIABILITIES = ("best_effort", "reliable")
@@ -84,6 +84,9 @@ PARAMETERS: tuple[ParamSpec, ...] = (
               choices=BACKENDS),
     ParamSpec("internal_scale", 1.0, "run the fusion network at this fraction of the resolution and upsample "
               "guided by both images (CPU degrade knob; 1.0 = full resolution)", low=0.25, high=1.0),
+    ParamSpec("memory_budget_mb", DEFAULT_MEMORY_BUDGET_MB, "working memory of one fusion tile in MB: larger frames "
+              "are fused in overlapping tiles, with the same output up to float rounding", low=MIN_MEMORY_BUDGET_MB,
+              high=1048576),
     ParamSpec(
         "normalize",
         "none",
@@ -172,6 +175,14 @@ PARAMETERS: tuple[ParamSpec, ...] = (
         high=3600.0,
         live=True,
     ),
+    ParamSpec(
+        "diagnostics.max_stamp_offset",
+        1.0,
+        "warn when input stamps are this many seconds from the node's clock at arrival (clock offset, time jump)",
+        low=0.001,
+        high=86400.0,
+        live=True,
+    ),
 )
 
 
@@ -184,6 +195,7 @@ class NodeConfig:
     precision: str
     backend: str
     internal_scale: float
+    memory_budget_mb: int
     normalize: str
     fusion_weights: str
     segmentation_weights: str
@@ -207,6 +219,7 @@ class NodeConfig:
     publish_overlay: bool
     diagnostics_period: float
     input_timeout: float
+    max_stamp_offset: float
 
 
 SPECS: dict[str, ParamSpec] = {spec.name: spec for spec in PARAMETERS}
@@ -273,6 +286,7 @@ def config_from_values(values: dict[str, Any]) -> NodeConfig:
         precision=v["precision"],
         backend=v["backend"],
         internal_scale=v["internal_scale"],
+        memory_budget_mb=v["memory_budget_mb"],
         normalize=v["normalize"],
         fusion_weights=v["fusion_weights"],
         segmentation_weights=v["segmentation_weights"],
@@ -297,6 +311,7 @@ def config_from_values(values: dict[str, Any]) -> NodeConfig:
         publish_overlay=v["outputs.overlay"],
         diagnostics_period=v["diagnostics.period"],
         input_timeout=v["diagnostics.input_timeout"],
+        max_stamp_offset=v["diagnostics.max_stamp_offset"],
     )
 
 
