@@ -7,7 +7,8 @@ are handled with the same registration choices. Output messages carry the RGB in
 as the node publishes them. Inputs may be raw ``Image`` or image_transport ``CompressedImage`` topics
 (JPEG or PNG), each decoded only when its pair is fused. Problems with the bag (missing, truncated,
 lacking a topic, undecodable images) are collected in ``ReplayResult.problems`` instead of raising, so a
-partial report is always possible.
+partial report is always possible; a truncated or damaged bag replays every intact message
+(:class:`~seafusion_ros.bags.bag_reader.BagReader`), with what was recovered listed as a problem.
 """
 
 from __future__ import annotations
@@ -20,8 +21,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from rosbags.rosbag2 import Reader, StoragePlugin, Writer
+from rosbags.rosbag2 import StoragePlugin, Writer
 
+from seafusion_ros.bags.bag_reader import BagReader, BagReaderError
 from seafusion_ros.bags.messages import (
     IMAGE_TYPE,
     IMAGE_TYPES,
@@ -174,20 +176,22 @@ def replay_bag(bag: str | os.PathLike, out_bag: str | os.PathLike | None, engine
     if not bag.exists():
         result.problems.append(f"bag not found: {bag}")
         return result
+    reader = BagReader(bag)
     try:
-        reader = Reader(bag)
         reader.open()
-    except Exception as exc:  # rosbags raises several types for broken metadata or storage
+    except BagReaderError as exc:
         result.problems.append(f"cannot open bag {bag}: {exc}")
         return result
     try:
         _replay_open_bag(reader, staged, engine, options, palette, result, progress)
     finally:
         reader.close()
+    if reader.recovery is not None:
+        result.problems.append(reader.recovery.summary())
     return result
 
 
-def _replay_open_bag(reader: Reader, staged: StagedBag | None, engine: FusionEngine,
+def _replay_open_bag(reader: BagReader, staged: StagedBag | None, engine: FusionEngine,
                      options: ReplayOptions, palette: list[list[int]] | None, result: ReplayResult,
                      progress: Callable[[int, int], None] | None) -> None:
     available = sorted({c.topic for c in reader.connections})
@@ -235,7 +239,7 @@ def _replay_open_bag(reader: Reader, staged: StagedBag | None, engine: FusionEng
             sync.add(i, stamp_to_ns(msg.header.stamp), msg)
             if progress is not None:
                 progress(seen, total)
-    except Exception as exc:  # truncated or damaged storage: keep what was read
+    except Exception as exc:  # e.g. an I/O error part-way: keep what was read
         result.problems.append(f"bag ended early after {seen} of {total} messages (truncated or damaged?): {exc}")
     except BaseException:  # Ctrl-C: no output bag rather than a half-written one under the final name
         if writer is not None:

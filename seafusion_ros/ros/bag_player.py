@@ -17,6 +17,9 @@ running for a tail after the last message so those nodes can finish the last fra
 At the end, reliable topics get up to ``ack_timeout_s`` for every subscriber to acknowledge what was sent:
 the process exits right after playback, and a sample still in flight then would be lost (the last image
 of a bag, typically, on a loaded machine).
+
+A truncated or damaged bag plays every intact message (:class:`~seafusion_ros.bags.bag_reader.BagReader`);
+what was recovered and where the file ends is logged as a warning and kept in ``PlaybackStats.recovery``.
 """
 
 from __future__ import annotations
@@ -34,9 +37,9 @@ from rclpy.duration import Duration
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from rosbags.interfaces import QosDurability, QosReliability
-from rosbags.rosbag2 import Reader
 from rosgraph_msgs.msg import Clock
 
+from seafusion_ros.bags.bag_reader import BagReader, BagReaderError
 from seafusion_ros.imaging.stamps import ns_to_sec_nanosec
 
 RELIABILITIES = ("auto", "best_effort", "reliable")
@@ -73,7 +76,8 @@ class PlaybackOptions:
 
 @dataclass
 class PlaybackStats:
-    """What a playback did: messages per output topic, passes, and how late the worst message went out."""
+    """What a playback did: messages per output topic, passes, and how late the worst message went out;
+    ``recovery`` summarises what a truncated or damaged bag still held ("" for an intact bag)."""
 
     published: dict[str, int] = field(default_factory=dict)
     skipped_topics: dict[str, str] = field(default_factory=dict)
@@ -82,6 +86,7 @@ class PlaybackStats:
     bag_duration_s: float = 0.0
     unacknowledged: list[str] = field(default_factory=list)
     stopped: bool = False
+    recovery: str = ""
 
 
 def message_class(msgtype: str) -> Any:
@@ -125,10 +130,10 @@ class BagPlayer:
         self.log = log or node.get_logger().info
         if not self.bag.exists():
             raise FileNotFoundError(f"bag not found: {self.bag}")
-        self.reader = Reader(self.bag)
+        self.reader = BagReader(self.bag)
         try:
             self.reader.open()
-        except Exception as exc:  # rosbags raises several types for broken metadata or storage
+        except BagReaderError as exc:
             raise ValueError(f"cannot open bag {self.bag}: {exc}") from exc
         self.stats = PlaybackStats()
         self._publishers: dict[str, Any] = {}
@@ -136,6 +141,13 @@ class BagPlayer:
         self._clock_pub = node.create_publisher(
             Clock, "/clock", QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE)) if options.clock_hz else None
         self._select_topics()
+        self._note_recovery()
+
+    def _note_recovery(self) -> None:
+        """Warn once that the bag is damaged and what of it is played."""
+        if self.reader.recovery is not None and not self.stats.recovery:
+            self.stats.recovery = self.reader.recovery.summary()
+            self.node.get_logger().warning(f"playing what is left of {self.bag}: {self.stats.recovery}")
 
     def _select_topics(self) -> None:
         available = {c.topic for c in self.reader.connections}
@@ -162,6 +174,8 @@ class BagPlayer:
                 self._publishers[out_topic] = self.node.create_publisher(cls, out_topic, qos)
                 self.stats.published[out_topic] = 0
             self._connections.append(connection)
+        if self.reader.recovery is not None and not any(c.msgcount for c in self._connections):
+            raise ValueError(f"nothing to play in {self.bag}: no intact message ({self.reader.recovery.summary()})")
         if not self._connections:
             raise ValueError(f"nothing to play in {self.bag}: no playable topic "
                              f"(skipped: {self.stats.skipped_topics or 'none'})")
@@ -252,6 +266,7 @@ class BagPlayer:
                 self._wait(time.monotonic() + self.options.clock_tail_s, bag_now, stop)
                 break
         self.stats.stopped = stop.is_set()
+        self._note_recovery()  # a bag that fails part-way is recovered during playback
         self._wait_for_acks()
         return self.stats
 
