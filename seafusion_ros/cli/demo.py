@@ -35,7 +35,8 @@ from rosbags.rosbag2 import Reader
 from seafusion_ros.bags.messages import COMPRESSED_TYPE, IMAGE_TYPES
 from seafusion_ros.bags.recording import StreamTiming, synthetic_frames, write_pair_bag
 from seafusion_ros.bags.replay import resolve_image_topic
-from seafusion_ros.cli.play import stop_on_signals
+from seafusion_ros.cli.interrupts import SignalStop, exit_status, signal_name
+from seafusion_ros.cli.output_checks import check_output_folder, os_error_message
 from seafusion_ros.demo.report import CLASSES, DIAGNOSTICS, OUTPUT_IMAGES, DemoRun, write_demo_report
 from seafusion_ros.imaging.stamps import stamp_to_ns
 from seafusion_ros.ros.background_spinner import BackgroundSpinner
@@ -54,6 +55,9 @@ class DemoError(RuntimeError):
 
 class Interrupted(RuntimeError):
     """Ctrl-C or SIGTERM."""
+
+
+CLEAN_STOP = (0, exit_status(signal.SIGINT))  # a child that ended on its own, or on the SIGINT it was sent
 
 
 # Runs ``module`` as ``python -m`` would, after asking Linux to send it SIGTERM (a clean stop for all three
@@ -295,16 +299,16 @@ def _run_graph(args: argparse.Namespace, run: DemoRun, bag: Path, duration: floa
 
         _wait(finished, duration / args.rate + CLOCK_TAIL_S + 30.0, "the playback to end", stop,
               [c for c in children if c is not player])
-        if player.stop() != 0:
+        if player.stop() not in CLEAN_STOP:
             raise DemoError(f"the player failed; end of its log:\n{player.log_tail()}")
         time.sleep(1.0)  # the last outputs reach the recorder
         values, _ = watcher.latest()
         print(f"playback done: node paired {values.get('paired', '?')}, processed {values.get('processed', '?')}, "
               f"dropped {values.get('dropped_pairs', '?')}; stopping")
-        if recorder.stop() != 0 or not run.output_bag.exists():
+        if recorder.stop() not in CLEAN_STOP or not run.output_bag.exists():
             raise DemoError(f"the recorder failed; end of its log:\n{recorder.log_tail()}")
         node_status = node.stop()
-        if node_status != 0:
+        if node_status not in CLEAN_STOP:
             run.problems.append(f"the node exited with status {node_status} (see logs/node.log)")
     finally:
         for child in reversed(children):
@@ -319,28 +323,36 @@ def main(argv: list[str] | None = None) -> int:
         print("seafusion-demo: error: --rate and --duration must be positive", file=sys.stderr)
         return 2
     out = args.out.resolve()
+    try:
+        check_output_folder(out.parent)
+    except ValueError as exc:
+        print(f"seafusion-demo: error: {exc}", file=sys.stderr)
+        return 2
     work = out.with_name(f".{out.name}.partial")
     shutil.rmtree(work, ignore_errors=True)
-    stop = threading.Event()
-    stop_on_signals(stop)
     started = time.monotonic()
     temporary = None
-    try:
-        run, temporary = run_demo(args, work, stop)
-        summary = write_demo_report(run, work)
-        if out.exists():
-            shutil.rmtree(out)
-        work.rename(out)
-    except DemoError as exc:
-        print(f"seafusion-demo: error: {exc}", file=sys.stderr)
-        return 1
-    except Interrupted:
-        print("seafusion-demo: interrupted; every process stopped, nothing written", file=sys.stderr)
-        return 130
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
-        if temporary is not None:
-            shutil.rmtree(temporary, ignore_errors=True)
+    with SignalStop() as stop:
+        try:
+            run, temporary = run_demo(args, work, stop)
+            summary = write_demo_report(run, work)
+            if out.exists():
+                shutil.rmtree(out)
+            work.rename(out)
+        except DemoError as exc:
+            print(f"seafusion-demo: error: {exc}", file=sys.stderr)
+            return 1
+        except Interrupted:
+            print(f"seafusion-demo: interrupted by {signal_name(stop.signum)}; every process stopped, nothing "
+                  "written", file=sys.stderr)
+            return stop.exit_status(1)
+        except OSError as exc:  # a full disk while writing the report
+            print(f"seafusion-demo: error: {os_error_message(exc)}; nothing written", file=sys.stderr)
+            return 1
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+            if temporary is not None:
+                shutil.rmtree(temporary, ignore_errors=True)
     for problem in summary["problems"]:
         print(f"seafusion-demo: {problem}", file=sys.stderr)
     node = summary["node"]

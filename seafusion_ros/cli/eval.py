@@ -21,13 +21,22 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from seafusion_ros.cli import interrupts
 from seafusion_ros.cli.engine_options import add_engine_arguments, engine_from_args
 from seafusion_ros.cli.number_arguments import non_negative_int, positive_int
+from seafusion_ros.cli.output_checks import (
+    check_output_folder,
+    claim_output_folder,
+    fails_every_write,
+    os_error_message,
+)
 from seafusion_ros.evaluation.fusion_metrics import METRIC_NAMES, to_gray
 from seafusion_ros.evaluation.fusion_report import write_report
 from seafusion_ros.evaluation.pairs import plan_evaluation
 from seafusion_ros.evaluation.runner import keep_large_buffers_in_heap, score_plan
 from seafusion_ros.imaging.image_files import match_pairs, write_image_atomic
+
+PROG = "seafusion-eval"
 
 TASK_COMMAND = "task"
 TASK_MODULE = "seafusion_ros.cli.eval_task"
@@ -42,7 +51,7 @@ def _method_spec(text: str) -> tuple[str, Path]:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="seafusion-eval",
+        prog=PROG,
         description="Score fused images with the field's fusion metrics (" + ", ".join(METRIC_NAMES)
         + ", Tang et al. definitions) and write a per-image CSV, summary.json, summary.md, "
         "cumulative-distribution plots (cdf.png) and an example grid (examples.png). Several methods "
@@ -84,11 +93,15 @@ def _read_ir_for_fusion(path: Path) -> np.ndarray:
 
 
 def fuse_folder(args: argparse.Namespace, name: str) -> tuple[Path, list[tuple[str, str]]]:
-    """Fuse every IR / visible pair with ``args.weights`` into OUT/fused/NAME; return it and failures."""
+    """Fuse every IR / visible pair with ``args.weights`` into OUT/fused/NAME; return it and failures.
+
+    A write error that every further write would meet too (a full disk) is raised: no report could follow.
+    """
     import cv2
 
-    engine = engine_from_args(args)
     folder = args.out / "fused" / name
+    claim_output_folder(PROG, folder)
+    engine = engine_from_args(args)
     failures = []
     pairs = match_pairs(args.ir, args.vis).pairs
     for pair in tqdm(pairs, desc=f"fusing ({name})", unit="pair", disable=args.quiet):
@@ -101,7 +114,12 @@ def fuse_folder(args: argparse.Namespace, name: str) -> tuple[Path, list[tuple[s
         except ValueError as err:
             failures.append((pair.stem, f"fusion failed: {err}"))
             continue
-        write_image_atomic(folder / f"{pair.stem}.png", output.image)
+        try:
+            write_image_atomic(folder / f"{pair.stem}.png", output.image)
+        except OSError as err:
+            if fails_every_write(err):
+                raise
+            failures.append((pair.stem, os_error_message(err)))
     return folder, failures
 
 
@@ -141,6 +159,7 @@ def run_fusion_evaluation(args: argparse.Namespace) -> int:
     return 0
 
 
+@interrupts.command(PROG)
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] == TASK_COMMAND:
@@ -159,10 +178,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("give at least one --method NAME=DIR or --weights PATH")
     keep_large_buffers_in_heap()
     try:
+        check_output_folder(args.out)
+        claim_output_folder(PROG, args.out)
         return run_fusion_evaluation(args)
-    except (FileNotFoundError, ValueError) as err:
-        print(f"seafusion-eval: error: {err}", file=sys.stderr)
+    except (FileNotFoundError, ValueError) as err:  # OutputError and CheckpointError are ValueErrors
+        print(f"{PROG}: error: {err}", file=sys.stderr)
         return 2
+    except OSError as err:  # writing the fused images or the report
+        print(f"{PROG}: error: {os_error_message(err)}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

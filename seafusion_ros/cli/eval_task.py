@@ -22,7 +22,9 @@ from pathlib import Path
 
 import torch
 
+from seafusion_ros.cli import interrupts
 from seafusion_ros.cli.number_arguments import non_negative_int, positive_float, positive_int
+from seafusion_ros.cli.output_checks import check_output_folder, claim_output_folder, os_error_message
 from seafusion_ros.cli.size_argument import parse_size
 from seafusion_ros.data.msrs_split import VALIDATION_FRAME_RANGES, split_stems
 from seafusion_ros.data.pseudo_masks import LABEL_SCHEMES, write_pseudo_masks
@@ -30,6 +32,8 @@ from seafusion_ros.evaluation.seed_summary import summarise_seeds, write_seed_re
 from seafusion_ros.evaluation.segmentation_scoring import BoxScoring
 from seafusion_ros.evaluation.task_driven import run_task_driven
 from seafusion_ros.training.segmentation_trainer import SegmentationTrainConfig
+
+PROG = "seafusion-eval task"
 
 
 def _named_dir(text: str) -> tuple[str, Path]:
@@ -55,7 +59,7 @@ def _seed_list(text: str) -> list[int]:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="seafusion-eval task",
+        prog=PROG,
         description="Train the segmentation network on infrared-only, visible-only and fused inputs and "
                     "compare them on the validation split (mIoU on box pseudo-masks, box AP@0.5 per class, and "
                     "the labelled objects' contrast in each input and in the content loss's target "
@@ -85,6 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+@interrupts.command(PROG)
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] == "task":
@@ -97,14 +102,14 @@ def main(argv: list[str] | None = None) -> int:
         inputs = {"infrared": args.data / "ir", "visible": args.data / "vi"}
     for name, folder in args.fused:
         if name in inputs:
-            print(f"seafusion-eval task: error: input name {name!r} used twice", file=sys.stderr)
+            print(f"{PROG}: error: input name {name!r} used twice", file=sys.stderr)
             return 2
         inputs[name] = folder
     if not inputs:
-        print("seafusion-eval task: error: nothing to evaluate (give --fused or drop --no-single)",
-              file=sys.stderr)
+        print(f"{PROG}: error: nothing to evaluate (give --fused or drop --no-single)", file=sys.stderr)
         return 2
     try:
+        check_output_folder(args.out)
         for folder in [args.data / "ir", args.data / "detection_yolo", *inputs.values()]:
             if not folder.is_dir():
                 raise FileNotFoundError(f"not a directory: {folder}")
@@ -115,11 +120,15 @@ def main(argv: list[str] | None = None) -> int:
             missing = [s for s in stems if s not in have]
             if missing:
                 raise ValueError(f"input {name} ({folder}) lacks {len(missing)} frames, e.g. {missing[:3]}")
+        claim_output_folder(PROG, args.out, recursive=True)
         mask_dir = args.out / ("pseudo_masks" if args.labels == "warm" else "box_masks")
         write_pseudo_masks(args.data / "ir", args.data / "detection_yolo", mask_dir, stems, scheme=args.labels)
-    except (ValueError, FileNotFoundError) as exc:
-        print(f"seafusion-eval task: error: {exc}", file=sys.stderr)
+    except (ValueError, FileNotFoundError) as exc:  # OutputError is a ValueError
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:
+        print(f"{PROG}: error: {os_error_message(exc)}", file=sys.stderr)
+        return 1
     card = {"command": "seafusion-eval task " + shlex.join(argv), "data": str(args.data),
             "split": {"validation_frames": [list(r) for r in VALIDATION_FRAME_RANGES],
                       "train": len(train), "validation": len(val)},
@@ -140,8 +149,12 @@ def main(argv: list[str] | None = None) -> int:
         else:
             write_seed_report(summarise_seeds({s: run(s, args.out / f"seed_{s}") for s in args.seeds}), args.out)
     except (ValueError, FileNotFoundError) as exc:  # a run with other settings, an unreadable image
-        print(f"seafusion-eval task: error: {exc}", file=sys.stderr)
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:  # a full disk: each input's finished epochs stay in OUT and are resumed
+        print(f"{PROG}: error: {os_error_message(exc)}; the finished epochs are kept and the same command resumes",
+              file=sys.stderr)
+        return 1
     print((args.out / "task_driven.md").read_text())
     return 0
 

@@ -9,35 +9,40 @@ TensorRT where it is installed: ``trtexec --onnx=fusion.onnx --fp16 --saveEngine
 from __future__ import annotations
 
 import argparse
+import io
 import sys
 from pathlib import Path
 
+from seafusion_ros.cli import interrupts
+from seafusion_ros.cli.output_checks import check_output_file, claim_output_folder, os_error_message
+from seafusion_ros.imaging.image_files import write_bytes_atomic
 from seafusion_ros.inference.onnx_backend import INPUT_NAMES, OUTPUT_NAME, export_fusion_onnx
-from seafusion_ros.models.checkpoint import CheckpointError, load_fusion_model
+from seafusion_ros.models.checkpoint import load_fusion_model
 from seafusion_ros.weights import default_fusion_weights
 
+PROG = "seafusion-export-onnx"
 
+
+@interrupts.command(PROG)
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="seafusion-export-onnx", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--weights", type=Path, default=None, help="fusion checkpoint (default: bundled model)")
     p.add_argument("--out", type=Path, required=True, help="ONNX file to write")
     args = p.parse_args(argv)
-    if args.out.is_dir():
-        print(f"seafusion-export-onnx: error: --out {args.out} is a folder; give the path of the ONNX file",
-              file=sys.stderr)
-        return 2
-    tmp = args.out.with_name(f".{args.out.name}.partial")
     try:
+        check_output_file(args.out, "ONNX file")
+        claim_output_folder(PROG, args.out.parent, names=(args.out.name,))
         model, _ = load_fusion_model(args.weights or default_fusion_weights())
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        export_fusion_onnx(model, tmp)
-        tmp.replace(args.out)
-    except (CheckpointError, OSError) as exc:  # a missing or unwritable folder, too
-        print(f"seafusion-export-onnx: error: {exc}", file=sys.stderr)
+    except (ValueError, FileNotFoundError) as exc:  # CheckpointError and OutputError are ValueErrors
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
         return 2
-    finally:
-        tmp.unlink(missing_ok=True)
+    buffer = io.BytesIO()  # in memory: a write error is then an OSError naming the file
+    export_fusion_onnx(model, buffer)
+    try:
+        write_bytes_atomic(args.out, buffer.getvalue())
+    except OSError as exc:
+        print(f"{PROG}: error: {os_error_message(exc)}", file=sys.stderr)
+        return 1
     print(f"wrote {args.out} (inputs {', '.join(INPUT_NAMES)}; output {OUTPUT_NAME}; dynamic height and width)")
     return 0
 

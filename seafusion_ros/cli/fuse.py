@@ -9,17 +9,28 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from seafusion_ros.cli import interrupts
 from seafusion_ros.cli.engine_options import add_engine_arguments, engine_from_args
+from seafusion_ros.cli.output_checks import (
+    check_output_folder,
+    claim_output_folder,
+    fails_every_write,
+    os_error_message,
+)
 from seafusion_ros.imaging.image_files import match_pairs, read_image, read_visible, write_image_atomic
+
+PROG = "seafusion-fuse"
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="seafusion-fuse",
+        prog=PROG,
         description="Fuse every infrared/visible pair of two folders, matched by file stem, into OUT/STEM.png. "
                     "Each image is written to a temporary name and renamed, so OUT never holds a partial file. "
-                    "Pairs that cannot be fused are listed with the reason at the end (exit status 1); no pair "
-                    "to fuse at all is an error (exit status 2).",
+                    "Pairs that cannot be fused or written are listed with the reason at the end (exit status 1); "
+                    "a full disk, a read-only filesystem or a permission error stops the run at the first such "
+                    "write. No pair to fuse at all, or an OUT that cannot be written, is an error (exit status 2). "
+                    "Ctrl-C / SIGTERM stop it (exit status 130 / 143); the images already written are complete.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--ir", required=True, type=Path, help="folder of infrared images (8/16-bit gray)")
     p.add_argument("--vis", required=True, type=Path, help="folder of visible images (8-bit gray or colour)")
@@ -29,38 +40,56 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+@interrupts.command(PROG)
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
-        if args.out.exists() and not args.out.is_dir():
-            raise ValueError(f"--out {args.out} exists and is not a folder")
+        check_output_folder(args.out)
         listing = match_pairs(args.ir, args.vis)
         if not listing.pairs:
             unmatched = f" ({len(listing.skipped)} unmatched, e.g. {listing.skipped[0][0]})" if listing.skipped else ""
             raise ValueError(f"no infrared/visible pairs with the same file stem in {args.ir} and {args.vis}"
                              f"{unmatched}")
+        claim_output_folder(PROG, args.out)
         engine = engine_from_args(args)
-    except (ValueError, FileNotFoundError) as exc:  # CheckpointError is a ValueError
-        print(f"seafusion-fuse: error: {exc}", file=sys.stderr)
+    except (ValueError, FileNotFoundError) as exc:  # CheckpointError and OutputError are ValueErrors
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
         return 2
     failed: list[tuple[str, str]] = []
     fused = 0
-    for pair in tqdm(listing.pairs, desc="fusing", unit="pair", disable=args.no_progress):
-        try:
-            ir = read_image(pair.ir, color=False)
-            vis = read_visible(pair.visible)
-            out = engine.fuse(ir, vis, visible_order="bgr", output_order="bgr")
-        except ValueError as exc:  # CheckpointError is a ValueError
-            failed.append((pair.stem, str(exc)))
-            continue
-        write_image_atomic(args.out / f"{pair.stem}.png", out.image if vis.ndim == 3 else out.image[:, :, 0])
-        fused += 1
+    not_tried = 0
+    try:
+        for index, pair in enumerate(tqdm(listing.pairs, desc="fusing", unit="pair", disable=args.no_progress)):
+            try:
+                ir = read_image(pair.ir, color=False)
+                vis = read_visible(pair.visible)
+                out = engine.fuse(ir, vis, visible_order="bgr", output_order="bgr")
+            except ValueError as exc:  # CheckpointError is a ValueError
+                failed.append((pair.stem, str(exc)))
+                continue
+            try:
+                write_image_atomic(args.out / f"{pair.stem}.png", out.image if vis.ndim == 3 else out.image[:, :, 0])
+            except OSError as exc:
+                failed.append((pair.stem, os_error_message(exc)))
+                if fails_every_write(exc):
+                    not_tried = len(listing.pairs) - index - 1
+                    break
+                continue
+            fused += 1
+    except KeyboardInterrupt:
+        print(f"{PROG}: fused {fused} of {len(listing.pairs)} pair(s) into {args.out} before the interruption",
+              file=sys.stderr)
+        raise
     for stem, reason in listing.skipped:
         print(f"skipped {stem}: {reason}", file=sys.stderr)
     for stem, reason in failed:
         print(f"failed {stem}: {reason}", file=sys.stderr)
-    print(f"fused {fused} pair(s) into {args.out}; {len(listing.skipped)} unmatched, {len(failed)} failed")
+    if not_tried:
+        print(f"{PROG}: stopped: {failed[-1][1]}; every further write into {args.out} would fail the same way, "
+              f"so {not_tried} pair(s) were not tried", file=sys.stderr)
+    print(f"fused {fused} pair(s) into {args.out}; {len(listing.skipped)} unmatched, {len(failed)} failed"
+          + (f", {not_tried} not tried" if not_tried else ""))
     return 1 if failed else 0
 
 

@@ -16,6 +16,7 @@ from seafusion_ros.bags.recording import (
     synthetic_frames,
     write_pair_bag,
 )
+from seafusion_ros.cli import interrupts
 from seafusion_ros.cli.number_arguments import (
     finite_float,
     int_at_least,
@@ -24,11 +25,14 @@ from seafusion_ros.cli.number_arguments import (
     non_negative_int,
     positive_float,
 )
+from seafusion_ros.cli.output_checks import BAG_WRITE_ERRORS, bag_write_failure, check_output_folder
+
+PROG = "seafusion-make-bag"
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="seafusion-make-bag",
+        prog=PROG,
         description="Write a rosbag2 (MCAP by default) of a thermal and an RGB camera. Source: --ir/--vis folders "
                     "(pairs matched by stem, one pair per frame at --rate) or, without them, the embedded synthetic "
                     "night street scene (thermal 16UC1 at --thermal-rate, RGB rgb8 at --rgb-rate, --duration s).",
@@ -58,12 +62,14 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+@interrupts.command(PROG)
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if (args.ir is None) != (args.vis is None):
-        print("seafusion-make-bag: error: give both --ir and --vis, or neither (synthetic scene)", file=sys.stderr)
+        print(f"{PROG}: error: give both --ir and --vis, or neither (synthetic scene)", file=sys.stderr)
         return 2
     try:
+        check_output_folder(args.out)
         if args.ir is not None:
             total, frames = folder_frames(args.ir, args.vis, StreamTiming(args.rate, args.thermal_offset, args.jitter),
                                           args.thermal_encoding, seed=args.seed)
@@ -75,9 +81,12 @@ def main(argv: list[str] | None = None) -> int:
         out = write_pair_bag(args.out, frames, args.storage, args.thermal_topic, args.rgb_topic, total=total,
                              progress=not args.no_progress, compressed=args.compressed,
                              jpeg_quality=args.jpeg_quality)
-    except (ValueError, FileNotFoundError, FileExistsError) as exc:
-        print(f"seafusion-make-bag: error: {exc}", file=sys.stderr)
+    except (ValueError, FileNotFoundError, FileExistsError) as exc:  # OutputError is a ValueError
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
         return 2
+    except BAG_WRITE_ERRORS as exc:  # a full disk: the half-written bag is removed
+        print(f"{PROG}: error: {bag_write_failure(args.out, exc)}; nothing was left behind", file=sys.stderr)
+        return 1
     print(f"wrote {out} ({total} messages)")
     return 0
 

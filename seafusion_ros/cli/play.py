@@ -3,15 +3,14 @@
 For machines without the ``ros2 bag`` CLI: ``seafusion-play BAG --clock`` plays like
 ``ros2 bag play BAG --clock`` (nodes under test run with ``use_sim_time:=true``). Options for speed,
 looping, topic selection and renaming, QoS, and waiting for subscribers before starting.
-ROS arguments go after ``--ros-args`` as usual. Ctrl-C (or SIGTERM) stops cleanly.
+ROS arguments go after ``--ros-args`` as usual. Ctrl-C (or SIGTERM) stops cleanly, with exit status 130
+(143); a playback that ran to its end exits with 0.
 """
 
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
-import threading
 from pathlib import Path
 
 import rclpy
@@ -20,15 +19,10 @@ from rclpy.node import Node
 from rclpy.signals import SignalHandlerOptions
 from rclpy.utilities import remove_ros_args
 
+from seafusion_ros.cli.interrupts import SignalStop, signal_name
 from seafusion_ros.cli.number_arguments import non_negative_float, non_negative_int, positive_float, positive_int
 from seafusion_ros.ros.bag_player import RELIABILITIES, BagPlayer, PlaybackOptions
 from seafusion_ros.ros.dds_profile import use_large_image_profile
-
-
-def stop_on_signals(stop: threading.Event) -> None:
-    """SIGINT and SIGTERM set ``stop`` (the caller then finishes its work cleanly)."""
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
 
 
 def init_ros(program: str, argv: list[str]) -> tuple[Context, list[str]]:
@@ -79,34 +73,33 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     context, rest = init_ros("seafusion-play", list(sys.argv[1:] if argv is None else argv))
-    try:
-        args = build_parser().parse_args(rest)
-        stop = threading.Event()
-        stop_on_signals(stop)
-        node = Node("seafusion_player", context=context)
+    with SignalStop() as stop:
         try:
-            options = PlaybackOptions(args.rate, args.loop, args.clock, args.clock_tail, tuple(args.topics),
-                                      _remap(args.remap), args.qos_reliability, args.qos_depth,
-                                      args.wait_for_subscribers, args.clock_subscribers, args.delay,
-                                      args.ack_timeout)
-            player = BagPlayer(node, args.bag, options)
-        except (ValueError, FileNotFoundError) as exc:
-            print(f"seafusion-play: error: {exc}", file=sys.stderr)
-            return 2
-        try:
-            stats = player.play(stop)
+            args = build_parser().parse_args(rest)
+            node = Node("seafusion_player", context=context)
+            try:
+                options = PlaybackOptions(args.rate, args.loop, args.clock, args.clock_tail, tuple(args.topics),
+                                          _remap(args.remap), args.qos_reliability, args.qos_depth,
+                                          args.wait_for_subscribers, args.clock_subscribers, args.delay,
+                                          args.ack_timeout)
+                player = BagPlayer(node, args.bag, options)
+            except (ValueError, FileNotFoundError) as exc:
+                print(f"seafusion-play: error: {exc}", file=sys.stderr)
+                return 2
+            try:
+                stats = player.play(stop)
+            finally:
+                player.close()
+                node.destroy_node()
         finally:
-            player.close()
-            node.destroy_node()
-    finally:
-        context.try_shutdown()
+            context.try_shutdown()
     counts = ", ".join(f"{topic} {count}" for topic, count in stats.published.items())
-    state = "stopped" if stats.stopped else f"{stats.passes} pass(es)"
+    state = f"{stats.passes} pass(es)" if stop.signum is None else f"stopped by {signal_name(stop.signum)}"
     print(f"seafusion-play: {state}; published {counts}; worst lateness {stats.max_late_s * 1000:.1f} ms")
     if stats.unacknowledged:
         print(f"seafusion-play: not acknowledged within --ack-timeout: {', '.join(stats.unacknowledged)}",
               file=sys.stderr)
-    return 0
+    return stop.exit_status(0)
 
 
 if __name__ == "__main__":

@@ -3,23 +3,25 @@
 Topics are subscribed as they appear, with the publishers' QoS (best effort, reliable, latched).
 Messages are logged at their receive time (``--ros-args -p use_sim_time:=true`` makes that the
 ``/clock`` time) or their header stamp (messages that cannot be decoded then are skipped, counted and
-reported at the end). Runs until Ctrl-C / SIGTERM or ``--duration``, then closes
-the bag and renames it into place (never a half-written bag under OUT).
+reported at the end). Runs until Ctrl-C / SIGTERM (exit status 130 / 143) or ``--duration`` (0), then
+closes the bag and renames it into place (never a half-written bag under OUT).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
-import threading
 import time
 from pathlib import Path
 
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 
+from seafusion_ros.cli.interrupts import SignalStop
 from seafusion_ros.cli.number_arguments import non_negative_float, positive_int
-from seafusion_ros.cli.play import init_ros, stop_on_signals
+from seafusion_ros.cli.output_checks import BAG_WRITE_ERRORS, bag_write_failure, check_output_folder
+from seafusion_ros.cli.play import init_ros
 from seafusion_ros.ros.bag_player import RELIABILITIES
 from seafusion_ros.ros.bag_recorder import LOG_TIMES, STORAGES, BagRecorder
 
@@ -47,37 +49,43 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     context, rest = init_ros("seafusion-record", list(sys.argv[1:] if argv is None else argv))
     parser = build_parser()
-    try:
-        args = parser.parse_args(rest)
-        if bool(args.topics) == args.all:
-            parser.error("give the topics to record, or --all")
-        stop = threading.Event()
-        stop_on_signals(stop)
-        node = Node("seafusion_recorder", context=context)
+    with SignalStop() as stop:
         try:
-            recorder = BagRecorder(node, args.out, args.topics, args.storage, args.qos_reliability,
-                                   args.qos_depth, args.log_time)
-        except (ValueError, FileExistsError) as exc:
-            print(f"seafusion-record: error: {exc}", file=sys.stderr)
-            return 2
-        executor = SingleThreadedExecutor(context=context)
-        executor.add_node(node)
-        started = time.monotonic()
-        next_discovery = started
-        try:
-            while not stop.is_set() and not (args.duration and time.monotonic() - started >= args.duration):
-                if time.monotonic() >= next_discovery:
-                    recorder.discover()
-                    next_discovery = time.monotonic() + DISCOVERY_PERIOD_S
-                executor.spin_once(timeout_sec=DISCOVERY_PERIOD_S / 2)
-        except BaseException:
-            recorder.abort()
-            raise
-        out = recorder.finish()
-        executor.shutdown()
-        node.destroy_node()
-    finally:
-        context.try_shutdown()
+            args = parser.parse_args(rest)
+            if bool(args.topics) == args.all:
+                parser.error("give the topics to record, or --all")
+            node = Node("seafusion_recorder", context=context)
+            try:
+                check_output_folder(args.out)
+                recorder = BagRecorder(node, args.out, args.topics, args.storage, args.qos_reliability,
+                                       args.qos_depth, args.log_time)
+            except (ValueError, FileExistsError) as exc:  # OutputError is a ValueError
+                print(f"seafusion-record: error: {exc}", file=sys.stderr)
+                return 2
+            executor = SingleThreadedExecutor(context=context)
+            executor.add_node(node)
+            started = time.monotonic()
+            next_discovery = started
+            try:
+                while not stop.is_set() and not (args.duration and time.monotonic() - started >= args.duration):
+                    if time.monotonic() >= next_discovery:
+                        recorder.discover()
+                        next_discovery = time.monotonic() + DISCOVERY_PERIOD_S
+                    executor.spin_once(timeout_sec=DISCOVERY_PERIOD_S / 2)
+                out = recorder.finish()
+            except BAG_WRITE_ERRORS as exc:  # a full disk: no bag rather than a half-written one
+                with contextlib.suppress(*BAG_WRITE_ERRORS):  # closing the bag may fail the same way
+                    recorder.abort()
+                print(f"seafusion-record: error: {bag_write_failure(args.out, exc)}; nothing was left behind",
+                      file=sys.stderr)
+                return 1
+            except BaseException:
+                recorder.abort()
+                raise
+            executor.shutdown()
+            node.destroy_node()
+        finally:
+            context.try_shutdown()
     counts = ", ".join(f"{topic} {count}" for topic, count in recorder.stats.recorded.items()) or "nothing"
     print(f"seafusion-record: wrote {out}: {counts}")
     for topic, count in recorder.stats.undecodable.items():
@@ -86,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     for topic in recorder.pending():
         if topic not in recorder.stats.skipped_topics:
             print(f"seafusion-record: {topic} never appeared in the graph", file=sys.stderr)
-    return 0
+    return stop.exit_status(0)
 
 
 if __name__ == "__main__":

@@ -22,18 +22,21 @@ from tqdm import tqdm
 from seafusion_ros.bags.replay import ReplayOptions, replay_bag
 from seafusion_ros.bags.replay_report import REPORT_FILES, write_report
 from seafusion_ros.bags.staging import STAGING_NAME, StagedResults
+from seafusion_ros.cli import interrupts
 from seafusion_ros.cli.engine_options import add_engine_arguments, engine_from_args
 from seafusion_ros.cli.number_arguments import positive_float, positive_int
+from seafusion_ros.cli.output_checks import check_output_folder, os_error_message
 from seafusion_ros.cli.size_argument import size_type
 from seafusion_ros.imaging.registration import IDENTITY_HOMOGRAPHY, REGISTRATION_MODES, Registration
 from seafusion_ros.imaging.time_sync import SYNC_MODES, make_sync
 from seafusion_ros.weights import classes_and_palette, load_segmenter
 
 OUTPUT_BAG = "output_bag"
+PROG = "seafusion-replay"
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="seafusion-replay", description=__doc__,
+    p = argparse.ArgumentParser(prog=PROG, description=__doc__,
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("bag", type=Path, help="input rosbag2 folder (sqlite3 or MCAP)")
     p.add_argument("--out", required=True, type=Path, help="report folder (created; must be empty unless --overwrite)")
@@ -67,19 +70,22 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _out_problem(out: Path, overwrite: bool) -> str | None:
     """Why --out cannot take the results, or None."""
-    if out.exists() and not out.is_dir():
-        return f"--out {out} is not a folder"
+    try:
+        check_output_folder(out)
+    except ValueError as exc:
+        return str(exc)
     if out.is_dir() and not overwrite and any(p.name != STAGING_NAME for p in out.iterdir()):
         return f"--out folder {out} is not empty; pass --overwrite to replace the results in it, or another --out"
     return None
 
 
+@interrupts.command(PROG)
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     problem = _out_problem(args.out, args.overwrite)
     if problem is not None:  # before the models load
-        print(f"seafusion-replay: error: {problem}", file=sys.stderr)
+        print(f"{PROG}: error: {problem}", file=sys.stderr)
         return 2
     try:
         # the synchroniser itself checks queue size and slop, before the models load
@@ -93,8 +99,8 @@ def main(argv: list[str] | None = None) -> int:
             if model is not None:
                 engine.set_segmenter(model)
                 classes, palette = classes_and_palette(card, model)
-    except (ValueError, FileNotFoundError) as exc:
-        print(f"seafusion-replay: error: {exc}", file=sys.stderr)
+    except (ValueError, FileNotFoundError) as exc:  # CheckpointError is a ValueError
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
         return 2
     options = ReplayOptions(args.thermal_topic, args.rgb_topic, args.sync, args.queue_size, args.slop,
                             segment=not args.no_segmentation, metrics=not args.no_metrics, sample_frames=args.samples,
@@ -102,8 +108,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         staged = StagedResults(args.out, (OUTPUT_BAG, *REPORT_FILES))
     except OSError as exc:  # e.g. no write permission
-        print(f"seafusion-replay: error: cannot write into --out {args.out}: {exc}", file=sys.stderr)
+        print(f"{PROG}: error: cannot write into --out {args.out}: {exc}", file=sys.stderr)
         return 2
+    interrupts.on_forced_exit(staged.discard)
     bar = tqdm(desc="replaying", unit="msg", disable=args.no_progress)
 
     def progress(seen: int, total: int) -> None:
@@ -116,6 +123,11 @@ def main(argv: list[str] | None = None) -> int:
         if result.output_bag is not None:
             result.output_bag = str(args.out / OUTPUT_BAG)  # the report names where it will be, not the staging
         summary = write_report(result, staged.path, args.samples)
+    except OSError as exc:  # a full disk: the results of an earlier run stay as they were
+        staged.discard()
+        print(f"{PROG}: error: writing the results failed ({os_error_message(exc)}); {args.out} is left as it was",
+              file=sys.stderr)
+        return 1
     except BaseException:  # Ctrl-C or a failure: the results of an earlier run stay as they were
         staged.discard()
         raise
@@ -124,11 +136,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         staged.commit()
     except OSError as exc:
-        print(f"seafusion-replay: error: cannot move the results into {args.out}: {exc} (it keeps the "
+        print(f"{PROG}: error: cannot move the results into {args.out}: {exc} (it keeps the "
               f"earlier results; the new ones are in {staged.path})", file=sys.stderr)
         return 1
     for problem in result.problems:
-        print(f"seafusion-replay: {problem}", file=sys.stderr)
+        print(f"{PROG}: {problem}", file=sys.stderr)
     print(f"{summary['pairs']} pairs; unmatched thermal {summary['unmatched']['thermal']}, "
           f"RGB {summary['unmatched']['rgb']}; report {args.out / 'report.md'}")
     return 1 if result.problems else 0

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import torch
 
+from seafusion_ros.cli import interrupts
 from seafusion_ros.cli.number_arguments import (
     fraction,
     int_at_least,
@@ -21,6 +22,7 @@ from seafusion_ros.cli.number_arguments import (
     positive_float,
     positive_int,
 )
+from seafusion_ros.cli.output_checks import check_output_folder, claim_output_folder, os_error_message
 from seafusion_ros.data.msrs_split import VALIDATION_FRAME_RANGES
 from seafusion_ros.data.pair_dataset import PairCropDataset, select_pairs
 from seafusion_ros.inference.device import resolve_device
@@ -30,11 +32,12 @@ from seafusion_ros.training.content_loss import MIN_CROP
 from seafusion_ros.training.fusion_trainer import FusionTrainConfig, FusionTrainer
 
 RUN_FILES = ("last.pt", "model.pt", "history.jsonl")
+PROG = "seafusion-train"
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="seafusion-train",
+        prog=PROG,
         description="Train the SeAFusion fusion network (content loss: intensity + alpha x texture) on aligned "
                     "infrared/visible pairs in DATA/ir and DATA/vi. MSRS-named data is split by frame number "
                     "and the validation frames are never trained on. Use --joint for the joint adaptive "
@@ -60,6 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+@interrupts.command(PROG)
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if "--joint" in argv:
@@ -74,10 +78,11 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
     earlier = [name for name in RUN_FILES if (args.out / name).exists()]
     if earlier and not args.resume:
-        print(f"seafusion-train: error: {args.out} already holds a training run ({', '.join(earlier)}): pass "
+        print(f"{PROG}: error: {args.out} already holds a training run ({', '.join(earlier)}): pass "
               f"--resume {args.out / 'last.pt'} to continue it, or choose another --out", file=sys.stderr)
         return 2
     try:
+        check_output_folder(args.out)
         device = resolve_device(args.device)
         train_pairs = select_pairs(args.data, "train")
         val_pairs = select_pairs(args.data, "val")
@@ -92,8 +97,8 @@ def main(argv: list[str] | None = None) -> int:
         validation = None
         if val_pairs:
             validation = PairCropDataset(val_pairs, 2 * args.crop, args.batch_size, 1, seed=12345, drop_last=False)
-    except (ValueError, FileNotFoundError) as exc:  # CheckpointError is a ValueError
-        print(f"seafusion-train: error: {exc}", file=sys.stderr)
+    except (ValueError, FileNotFoundError) as exc:  # CheckpointError and OutputError are ValueErrors
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
         return 2
     command = "seafusion-train " + shlex.join(argv)
     card = {
@@ -112,12 +117,18 @@ def main(argv: list[str] | None = None) -> int:
         try:
             trainer.resume(args.resume)
         except (ValueError, FileNotFoundError, RuntimeError) as exc:  # not a last.pt, or another network's
-            print(f"seafusion-train: error: --resume {args.resume}: {exc}", file=sys.stderr)
+            print(f"{PROG}: error: --resume {args.resume}: {exc}", file=sys.stderr)
             return 2
+    claim_output_folder(PROG, args.out)
     print(f"training on {len(train_pairs)} pairs ({len(dataset)} batches/epoch), validating on {len(val_pairs)}, "
           f"device {device}", flush=True)
-    trainer.train(progress=not args.no_progress)
-    out = trainer.export(args.out / "model.pt")
+    try:
+        trainer.train(progress=not args.no_progress)
+        out = trainer.export(args.out / "model.pt")
+    except OSError as exc:  # a full disk: last.pt holds the last epoch that was saved whole
+        print(f"{PROG}: error: {os_error_message(exc)}; continue with --resume {args.out / 'last.pt'} once "
+              "there is room", file=sys.stderr)
+        return 1
     print(f"wrote {out}")
     return 0
 

@@ -12,13 +12,13 @@ from __future__ import annotations
 import argparse
 import platform
 import shlex
-import shutil
 import sys
 import time
 from pathlib import Path
 
 import torch
 
+from seafusion_ros.cli import interrupts
 from seafusion_ros.cli.number_arguments import (
     fraction,
     int_at_least,
@@ -27,11 +27,20 @@ from seafusion_ros.cli.number_arguments import (
     positive_float,
     positive_int,
 )
+from seafusion_ros.cli.output_checks import (
+    check_output_file,
+    check_output_folder,
+    claim_output_folder,
+    os_error_message,
+)
 from seafusion_ros.cli.size_argument import parse_size
 from seafusion_ros.data.msrs_split import VALIDATION_FRAME_RANGES
+from seafusion_ros.imaging.image_files import write_bytes_atomic
 from seafusion_ros.training.content_loss import DEFAULT_ALPHA, MIN_CROP
 from seafusion_ros.training.joint_training import JointConfig, run_joint_training
 from seafusion_ros.training.segmentation_trainer import SegmentationTrainConfig
+
+PROG = "seafusion-train --joint"
 
 
 def _betas(text: str) -> tuple[float, ...]:
@@ -42,7 +51,7 @@ def _betas(text: str) -> tuple[float, ...]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="seafusion-train --joint", description=__doc__.split("\n\n")[0],
+    p = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--data", required=True, type=Path, help="folder with ir/, vi/ and detection_yolo/")
     p.add_argument("--out", required=True, type=Path, help="run folder")
@@ -82,15 +91,24 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+@interrupts.command(PROG)
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
     if (args.out / "round_1").exists() and not args.resume:
-        print(f"seafusion-train --joint: error: {args.out} holds a run; pass --resume or another --out",
-              file=sys.stderr)
+        print(f"{PROG}: error: {args.out} holds a run; pass --resume or another --out", file=sys.stderr)
         return 2
+    try:
+        check_output_folder(args.out)
+        for target in (args.export_fusion, args.export_segmentation):
+            if target is not None:
+                check_output_file(target, "checkpoint file")
+    except ValueError as exc:
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return 2
+    claim_output_folder(PROG, args.out, recursive=True)
     progress = not args.no_progress
     config = JointConfig(
         rounds=args.rounds, betas=args.betas, fusion_epochs=args.fusion_epochs, fusion_lr=args.fusion_lr,
@@ -109,16 +127,18 @@ def main(argv: list[str] | None = None) -> int:
     try:
         config.beta(config.rounds)
         log = run_joint_training(args.data, args.out, config, args.init_fusion, card, args.init_segmentation)
-    except (ValueError, FileNotFoundError) as exc:
-        print(f"seafusion-train --joint: error: {exc}", file=sys.stderr)
+        for source, target in ((args.out / "fusion_joint.pt", args.export_fusion),
+                               (args.out / "segmentation_joint.pt", args.export_segmentation)):
+            if target is not None:
+                write_bytes_atomic(target, source.read_bytes())
+                print(f"wrote {target}")
+    except (ValueError, FileNotFoundError) as exc:  # CheckpointError is a ValueError
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
         return 2
-    for source, target in ((args.out / "fusion_joint.pt", args.export_fusion),
-                           (args.out / "segmentation_joint.pt", args.export_segmentation)):
-        if target is not None:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(source, target.with_name(f".{target.name}.tmp"))
-            target.with_name(f".{target.name}.tmp").replace(target)
-            print(f"wrote {target}")
+    except OSError as exc:  # a full disk: what is finished stays in --out, and --resume continues
+        print(f"{PROG}: error: {os_error_message(exc)}; the same command with --resume continues once there "
+              "is room", file=sys.stderr)
+        return 1
     print(f"joint training: {len(log)} rounds logged in {args.out / 'joint_log.jsonl'}, "
           f"{time.perf_counter() - started:.0f} s this call")
     return 0

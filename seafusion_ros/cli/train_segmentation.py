@@ -22,6 +22,13 @@ from typing import Any
 
 import torch
 
+from seafusion_ros.cli import interrupts
+from seafusion_ros.cli.output_checks import (
+    check_output_file,
+    check_output_folder,
+    claim_output_folder,
+    os_error_message,
+)
 from seafusion_ros.cli.size_argument import parse_size
 from seafusion_ros.data.labels import BOX_CLASSES, PRESETS, LabelSet, generic_label_set
 from seafusion_ros.data.msrs_split import VALIDATION_FRAME_RANGES, split_stems
@@ -32,6 +39,7 @@ from seafusion_ros.models.checkpoint import save_checkpoint
 from seafusion_ros.models.segmentation import ARCH, bisenet_lite, segmentation_card_fields
 from seafusion_ros.training.segmentation_trainer import LAST, SegmentationTrainConfig, train_segmentation
 
+PROG = "train_segmentation"
 PSEUDO_MASK_RULE = ("pseudo-masks from YOLO boxes: outside all boxes background; inside a box the infrared "
                     "pixels above min(Otsu in the box, 90th percentile of a 4-px ring around it + 10) are the "
                     "object, the rest of the box ignore (255); boxes whose warm pixels are < 20 grey levels "
@@ -99,22 +107,29 @@ def _prepare(args: argparse.Namespace) -> tuple[LabelSet, Path, Path | None, lis
     return label_set, mask_dir, boxes, train, val
 
 
+@interrupts.command(PROG)
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
     try:
+        check_output_folder(args.out)
+        if args.export is not None:
+            check_output_file(args.export, "checkpoint file")
+        claim_output_folder(PROG, args.out, recursive=True)
         label_set, mask_dir, boxes, train, val = _prepare(args)
         train_set = SegmentationDataset(args.images, mask_dir, label_set.num_classes, train, args.size,
                                         train=True, crop=args.crop, seed=args.seed)
         val_set = SegmentationDataset(args.images, mask_dir, label_set.num_classes, val, args.size) if val else None
-    except (ValueError, FileNotFoundError) as exc:
-        print(f"train_segmentation: error: {exc}", file=sys.stderr)
+    except (ValueError, FileNotFoundError) as exc:  # OutputError is a ValueError
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:  # writing the pseudo-masks
+        print(f"{PROG}: error: {os_error_message(exc)}", file=sys.stderr)
+        return 1
     if (args.out / LAST).exists() and not args.resume:
-        print(f"train_segmentation: error: {args.out / LAST} exists; pass --resume or another --out",
-              file=sys.stderr)
+        print(f"{PROG}: error: {args.out / LAST} exists; pass --resume or another --out", file=sys.stderr)
         return 2
     torch.manual_seed(args.seed)
     model = bisenet_lite(label_set.num_classes, inference_size=args.size)
@@ -132,7 +147,14 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     config = SegmentationTrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
                                      device=args.device, progress=not args.no_progress)
-    train_segmentation(model, train_set, val_set, config, args.out, card, resume=args.resume)
+    try:
+        train_segmentation(model, train_set, val_set, config, args.out, card, resume=args.resume)
+    except ValueError as exc:  # --resume with a damaged or missing last.pt (CheckpointError)
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # a full disk: last.pt holds the last epoch that was saved whole
+        print(f"{PROG}: error: {os_error_message(exc)}; continue with --resume once there is room", file=sys.stderr)
+        return 1
     card["training"] = {"hardware": f"{platform.machine()} CPU, {torch.get_num_threads()} torch threads"
                         if args.device == "cpu" else args.device,
                         "seconds_this_call": round(time.perf_counter() - started, 1), "torch": str(torch.__version__)}
@@ -140,8 +162,13 @@ def main(argv: list[str] | None = None) -> int:
         card["validation"] = evaluate_segmentation(model, val_set, boxes, BoxScoring(), args.device)
         print(f"validation: {card['validation']}")
     if args.export:
-        save_checkpoint(args.export, model.eval(), ARCH, {**card, **segmentation_card_fields(model),
-                                                         "train_config": config.__dict__})
+        try:
+            save_checkpoint(args.export, model.eval(), ARCH, {**card, **segmentation_card_fields(model),
+                                                             "train_config": config.__dict__})
+        except OSError as exc:
+            print(f"{PROG}: error: {os_error_message(exc)}; the trained weights are in {args.out}",
+                  file=sys.stderr)
+            return 1
         print(f"wrote {args.export}")
     return 0
 

@@ -12,7 +12,6 @@ import csv
 import io
 import json
 import os
-import uuid
 from pathlib import Path
 
 import matplotlib
@@ -29,6 +28,7 @@ from seafusion_ros.evaluation.fusion_metrics import (
 )
 from seafusion_ros.evaluation.pairs import EvaluationPlan, read_metric_image
 from seafusion_ros.evaluation.runner import ItemResult
+from seafusion_ros.imaging.image_files import write_bytes_atomic
 
 CONVENTIONS = ("Tang et al. MATLAB suite definitions (shared/docs/metrics_reference.md): colour -> gray "
                "with MATLAB rgb2gray weights rounded to uint8; EN and MI on uint8 (MI in bits), the rest "
@@ -47,33 +47,19 @@ def _number(value: float, scale: float | None = None) -> str:
     return f"{value:.4f}" if scale == 0 or abs(scale) >= 0.01 else f"{value:.3e}"
 
 
-def _temp_in(path: Path) -> Path:
-    """A fresh hidden name beside ``path`` (not mkstemp: its 0600 mode would survive the rename)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
-
-
 def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
-    path = Path(path)
-    tmp = _temp_in(path)
-    try:
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
+    return write_bytes_atomic(path, text.encode("utf-8"))
 
 
 def save_figure_atomic(figure: plt.Figure, path: str | os.PathLike, dpi: int = 110) -> Path:
+    """Render in memory, then write atomically; the figure is closed either way."""
     path = Path(path)
-    tmp = _temp_in(path)
+    buffer = io.BytesIO()
     try:
-        figure.savefig(tmp, dpi=dpi, format=path.suffix.lstrip(".") or "png", bbox_inches="tight")
-        os.replace(tmp, path)
+        figure.savefig(buffer, dpi=dpi, format=path.suffix.lstrip(".") or "png", bbox_inches="tight")
     finally:
-        tmp.unlink(missing_ok=True)
         plt.close(figure)
-    return path
+    return write_bytes_atomic(path, buffer.getvalue())
 
 
 def scored(results: list[ItemResult]) -> list[ItemResult]:

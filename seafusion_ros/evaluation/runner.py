@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ctypes
 import multiprocessing
+import signal
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -56,6 +57,9 @@ def keep_large_buffers_in_heap() -> None:
 
 def _init_worker() -> None:
     cv2.setNumThreads(1)  # one process per core: no oversubscription
+    # Ctrl-C in a terminal reaches the whole process group; the parent alone handles it and ends the pool
+    # (a worker would print a KeyboardInterrupt traceback).
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     keep_large_buffers_in_heap()
 
 

@@ -10,7 +10,6 @@ to ``task_driven.json``, ``task_driven.md`` and one grouped bar chart ``task_dri
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Mapping
 from dataclasses import asdict
 from pathlib import Path
@@ -23,6 +22,7 @@ from seafusion_ros.data.labels import BOX_CLASSES
 from seafusion_ros.data.pseudo_masks import read_yolo_boxes
 from seafusion_ros.data.segmentation_data import SegmentationDataset
 from seafusion_ros.evaluation.segmentation_scoring import BoxScoring, box_class_contrast, evaluate_segmentation
+from seafusion_ros.imaging.image_files import write_bytes_atomic
 from seafusion_ros.inference.colour import rgb_to_y
 from seafusion_ros.models.checkpoint import read_checkpoint
 from seafusion_ros.models.segmentation import BiSeNetLite, bisenet_lite, load_segmentation_model
@@ -225,7 +225,5 @@ def bar_chart(values: Mapping[str, list[float | None]], title: str,
 
 
 def atomic_write(path: Path, data: bytes) -> None:
-    """Write to a hidden temporary name beside ``path``, then rename: a report is never half-written."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
+    """A report is never half-written (see ``write_bytes_atomic``)."""
+    write_bytes_atomic(path, data)

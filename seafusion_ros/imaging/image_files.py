@@ -1,8 +1,15 @@
-"""Matching infrared and visible image folders by file stem, and writing images atomically."""
+"""Matching infrared and visible image folders by file stem, and writing files atomically.
+
+An atomic write goes to ``.NAME.PID.tmp`` beside ``NAME`` and is renamed into place, so a reader never sees
+half a file. The writer's process id in the temporary name lets a later run tell the leftovers of a killed
+writer (its process is gone) from the files another running writer is still writing.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -76,19 +83,82 @@ def read_visible(path: str | os.PathLike) -> np.ndarray:
     return image
 
 
-def write_image_atomic(path: str | os.PathLike, image: np.ndarray) -> Path:
-    """Encode to a temporary file in the target folder, then rename: never a half-written image."""
+class WriteError(OSError):
+    """An atomic write that failed: ``filename`` is the file it was writing, ``errno`` / ``strerror`` why."""
+
+
+def temporary_path(path: str | os.PathLike) -> Path:
+    """The hidden name an atomic write of ``path`` uses in the same folder: ``.NAME.PID.tmp``."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    return path.with_name(f".{path.name}.{os.getpid()}.tmp")
+
+
+def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> Path:
+    """Write ``data`` to a temporary name in the target folder, then rename: never a half-written file.
+
+    On any failure (a full disk, Ctrl-C) the temporary file is removed; an OSError is raised as WriteError
+    naming ``path`` itself, not the temporary name, so a message built from it points at the file asked for.
+    """
+    path = Path(path)
+    tmp = temporary_path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(tmp, "wb") as handle:  # open() honours the umask, unlike mkstemp's 0600
+            handle.write(data)
+        os.replace(tmp, path)
+    except BaseException as exc:
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        if isinstance(exc, OSError):
+            raise WriteError(exc.errno, exc.strerror or str(exc), str(path)) from exc
+        raise
+    return path
+
+
+def write_image_atomic(path: str | os.PathLike, image: np.ndarray) -> Path:
+    """Encode by the suffix (PNG without one) and write atomically (see ``write_bytes_atomic``)."""
+    path = Path(path)
     ok, encoded = cv2.imencode(path.suffix or ".png", image)
     if not ok:
         raise ValueError(f"cannot encode image for {path}")
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")  # open() honours the umask, unlike mkstemp's 0600
+    return write_bytes_atomic(path, encoded.tobytes())
+
+
+# .NAME.PID.tmp, and .NAME.PID.HEX8.tmp of older report writers
+_TEMPORARY_NAME = re.compile(r"\.(?P<name>.+?)\.(?P<pid>[0-9]+)(?:\.[0-9a-f]{8})?\.tmp")
+
+
+def _process_running(pid: int) -> bool:
     try:
-        with open(tmp, "wb") as handle:
-            handle.write(encoded.tobytes())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return path
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
+def remove_leftover_temporaries(folder: str | os.PathLike, names: tuple[str, ...] | None = None,
+                                own: bool = False) -> list[Path]:
+    """Remove the atomic writes' temporary files in ``folder`` (not its subfolders) whose writer is gone.
+
+    ``names`` limits it to the temporaries of those file names; ``own`` removes this process's instead
+    (a command that must exit at once). A missing or unreadable folder has nothing to remove.
+    """
+    removed = []
+    try:
+        entries = list(Path(folder).iterdir())
+    except OSError:
+        return removed
+    for entry in entries:
+        match = _TEMPORARY_NAME.fullmatch(entry.name)
+        if match is None or (names is not None and match["name"] not in names):
+            continue
+        pid = int(match["pid"])
+        if pid != os.getpid() if own else _process_running(pid):
+            continue
+        with contextlib.suppress(OSError):
+            if entry.is_file() or entry.is_symlink():
+                entry.unlink()
+                removed.append(entry)
+    return removed

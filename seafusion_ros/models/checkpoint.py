@@ -1,7 +1,8 @@
 """Reading and writing model checkpoints: the authors' released format and our own.
 
-A checkpoint is untrusted input, so every load uses ``torch.load(weights_only=True)`` and every key
-and shape is checked before it reaches a model. Our own format is a plain dict::
+A checkpoint is untrusted input, so every load uses ``torch.load(weights_only=True)`` and every key,
+shape and value is checked before it reaches a model: a NaN or infinite weight (a diverged training run,
+a damaged file) would otherwise load and give black or garbage images without a word. Our own format is a plain dict::
 
     {"format": "seafusion_ros.checkpoint/1", "arch": "seafusion" | ..., "state_dict": {...},
      "model_card": {...}}
@@ -11,6 +12,7 @@ where the model card says what the weights are: architecture, training data, com
 
 from __future__ import annotations
 
+import io
 import os
 import re
 import zipfile
@@ -21,6 +23,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from seafusion_ros.imaging.image_files import write_bytes_atomic
 from seafusion_ros.models.seafusion import FusionNet, seafusion
 
 FORMAT_TAG = "seafusion_ros.checkpoint/1"
@@ -99,6 +102,20 @@ def load_state_dict_strict(model: nn.Module, state: Mapping[str, Any], source: s
     model.load_state_dict({k: v.to(torch.float32) for k, v in state.items()})
 
 
+def _check_finite(state: Any, source: str, skip: re.Pattern[str] | None = None) -> None:
+    """Refuse a state_dict with a NaN or infinite value, naming the first such tensor as the file has it."""
+    if not isinstance(state, Mapping):
+        return  # not a state_dict at all: load_state_dict_strict says so
+    for key, value in state.items():
+        if skip is not None and skip.match(key):
+            continue
+        if isinstance(value, Tensor) and value.is_floating_point():
+            bad = int((~torch.isfinite(value)).sum())
+            if bad:
+                raise CheckpointError(f"{source}: tensor {key} has {bad} NaN or infinite value(s) of {value.numel()}; "
+                                      "the checkpoint is damaged or its training diverged")
+
+
 def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     """Load a checkpoint file safely and return our format's dict (released files are converted)."""
     path = Path(path)
@@ -115,6 +132,7 @@ def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
         raise CheckpointError(f"{path}: not a loadable weights-only PyTorch checkpoint "
                               f"({type(exc).__name__}: {exc})") from exc
     if is_released_state_dict(obj):
+        _check_finite(obj, str(path), skip=_RELEASED_UNUSED)
         return {
             "format": FORMAT_TAG,
             "arch": "seafusion",
@@ -122,6 +140,7 @@ def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
             "model_card": {"name": "SeAFusion (authors' released weights)", "source": str(path)},
         }
     if isinstance(obj, Mapping) and obj.get("format") == FORMAT_TAG and "state_dict" in obj:
+        _check_finite(obj["state_dict"], str(path))
         return dict(obj)
     raise CheckpointError(f"{path}: neither the released SeAFusion state_dict nor a {FORMAT_TAG} checkpoint")
 
@@ -139,8 +158,6 @@ def load_fusion_model(path: str | os.PathLike) -> tuple[FusionNet, dict[str, Any
 def save_checkpoint(path: str | os.PathLike, model: nn.Module, arch: str, model_card: Mapping[str, Any],
                     extra: Mapping[str, Any] | None = None) -> Path:
     """Write our format atomically (temporary file, then rename), so a crash never leaves half a file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     payload = {
         "format": FORMAT_TAG,
         "arch": arch,
@@ -148,11 +165,6 @@ def save_checkpoint(path: str | os.PathLike, model: nn.Module, arch: str, model_
         "model_card": dict(model_card),
         **(dict(extra) if extra else {}),
     }
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")  # open() honours the umask, unlike mkstemp's 0600
-    try:
-        torch.save(payload, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return path
+    buffer = io.BytesIO()  # serialised in memory: a full disk is then an OSError naming the file, not a zip error
+    torch.save(payload, buffer)
+    return write_bytes_atomic(path, buffer.getvalue())

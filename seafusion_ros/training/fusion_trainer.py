@@ -1,7 +1,7 @@
 """Training the fusion network with the content loss: Adam, per-epoch decay, checkpoints, resume.
 
 Every epoch writes ``last.pt`` (weights, optimiser, scheduler, history: enough to resume exactly)
-and appends a line to ``history.jsonl``; the run ends with ``model.pt``, the weights plus a model
+and adds a line to ``history.jsonl``; the run ends with ``model.pt``, the weights plus a model
 card saying how they were made. All files are written atomically.
 """
 
@@ -23,6 +23,7 @@ from seafusion_ros.data.pair_dataset import PairBatch, PairCropDataset
 from seafusion_ros.inference.colour import rgb_to_y
 from seafusion_ros.models.checkpoint import read_checkpoint, save_checkpoint
 from seafusion_ros.training.content_loss import DEFAULT_ALPHA, content_loss
+from seafusion_ros.training.segmentation_trainer import write_json_lines
 
 
 @dataclass(frozen=True)
@@ -105,17 +106,16 @@ class FusionTrainer:
             if val is not None:
                 record["val_loss"] = val
             self.history.append(record)
-            self._save_epoch(record)
+            self._save_epoch()
             self.log(json.dumps(record))
         return self.history
 
-    def _save_epoch(self, record: dict[str, float]) -> None:
+    def _save_epoch(self) -> None:
         self.out_dir.mkdir(parents=True, exist_ok=True)
         save_checkpoint(self.out_dir / "last.pt", self.model, "seafusion", self.model_card, extra={
             "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
             "epoch": self.epoch, "history": self.history, "config": asdict(self.config)})
-        with open(self.out_dir / "history.jsonl", "a", encoding="utf-8") as handle:
-            handle.write(json.dumps(record) + "\n")
+        write_json_lines(self.out_dir / "history.jsonl", self.history)
 
     def export(self, path: Path, extra_card: dict[str, Any] | None = None) -> Path:
         """Weights plus model card (no optimiser state): what ships and what ``--weights`` loads."""

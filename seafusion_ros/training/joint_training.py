@@ -56,7 +56,13 @@ from seafusion_ros.models.segmentation import (
 )
 from seafusion_ros.training.content_loss import DEFAULT_ALPHA, content_loss
 from seafusion_ros.training.ohem_loss import SemanticLoss
-from seafusion_ros.training.segmentation_trainer import FINAL, LAST, SegmentationTrainConfig, train_segmentation
+from seafusion_ros.training.segmentation_trainer import (
+    FINAL,
+    LAST,
+    SegmentationTrainConfig,
+    train_segmentation,
+    write_json_lines,
+)
 
 FUSION_METRICS = ("EN", "SD", "SF", "MI", "VIF", "Qabf")
 JOINT_LOG = "joint_log.jsonl"
@@ -389,8 +395,7 @@ def run_joint_training(data_root: str | os.PathLike, out_dir: str | os.PathLike,
                                                val_stems, config),
                   "seconds": round(time.perf_counter() - started, 1)}
         log.append(record)
-        with open(log_path, "a") as handle:
-            handle.write(json.dumps(record) + "\n")
+        write_json_lines(log_path, log)
         tqdm.write(f"round {json.dumps(record)}")
         sys.stdout.flush()
     final_card = {**base_card, "rounds": config.rounds, "log": log, "split_validation_frames": len(val_stems),

@@ -1,7 +1,7 @@
 """Training the segmentation network (reference §4): SGD with momentum 0.9, weight decay 5e-4, linear
 warm-up then poly decay (power 0.9), heads at 10x the backbone's learning rate, OHEM main + 0.1 aux.
 
-Each epoch appends one JSON line to ``log.jsonl`` (loss, learning rate, validation mIoU and per-class
+Each epoch adds one JSON line to ``log.jsonl`` (loss, learning rate, validation mIoU and per-class
 IoU, seconds) and rewrites ``last.pt`` (weights, optimiser, epoch) atomically; ``resume=True`` continues
 from it. Augmentation and shuffling are seeded per epoch, so a resumed run sees the same batches.
 """
@@ -23,6 +23,7 @@ from tqdm import tqdm
 
 from seafusion_ros.data.segmentation_data import SegmentationDataset
 from seafusion_ros.evaluation.segmentation_metrics import ConfusionAccumulator
+from seafusion_ros.imaging.image_files import write_bytes_atomic
 from seafusion_ros.models.checkpoint import (
     CheckpointError,
     load_state_dict_strict,
@@ -85,11 +86,9 @@ def evaluate(model: BiSeNetLite, dataset: SegmentationDataset, device: str = "cp
     return {"miou": scores.miou, "iou": scores.iou}
 
 
-def _append_log(path: Path, record: dict[str, Any]) -> None:
-    with open(path, "a") as handle:
-        handle.write(json.dumps(record) + "\n")
-        handle.flush()
-        os.fsync(handle.fileno())
+def write_json_lines(path: Path, records: list[dict[str, Any]]) -> None:
+    """Rewrite the whole log atomically: an append cut short by a full disk would leave half a line."""
+    write_bytes_atomic(path, "".join(json.dumps(record) + "\n" for record in records).encode())
 
 
 def train_segmentation(model: BiSeNetLite, train_set: SegmentationDataset,
@@ -158,7 +157,7 @@ def train_segmentation(model: BiSeNetLite, train_set: SegmentationDataset,
         if val_set is not None:
             record.update({f"val_{k}": v for k, v in evaluate(model, val_set, config.device).items()})
         history.append(record)
-        _append_log(out_dir / LOG, record)
+        write_json_lines(out_dir / LOG, history)
         save_checkpoint(out_dir / LAST, model, ARCH, card,
                         extra={"optimizer": optimizer.state_dict(), "epoch": epoch + 1, "history": history})
         tqdm.write(json.dumps(record))
