@@ -74,7 +74,7 @@ from seafusion_ros.imaging.stamps import stamp_to_ns
 from seafusion_ros.imaging.time_sync import TimeSync, make_sync
 from seafusion_ros.inference.engine import FusionEngine
 from seafusion_ros.inference.thermal_gain import ThermalGain
-from seafusion_ros.ros.dds_profile import use_large_image_profile
+from seafusion_ros.ros.dds_profile import segment_bytes, shared_memory_problem, use_large_image_profile
 from seafusion_ros.ros.diagnostics import NodeStats
 from seafusion_ros.ros.image_conversion import (
     COLOUR_ENCODINGS,
@@ -693,7 +693,9 @@ def main(
 ) -> int:
     """Run the node until shutdown; exit status 1 when configuration fails, 2 for invalid parameters, 0 after
     SIGINT or SIGTERM (a clean shutdown, within about SHUTDOWN_JOIN_TIMEOUT_S + a second)."""
-    use_large_image_profile()
+    profile = use_large_image_profile()
+    segment = segment_bytes(profile)
+    shm_problem = shared_memory_problem(segment) if segment is not None else None
     shutdown = ShutdownRequest()
     rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
     node = None
@@ -704,6 +706,8 @@ def main(
         except (ValueError, TypeError, ParameterException) as exc:
             print(f"seafusion_node: invalid parameters: {exc}", file=sys.stderr)
             return 2
+        if shm_problem is not None:
+            node.get_logger().warning(f"large images may not cross DDS: {shm_problem}")
         if not shutdown.requested and node.get_parameter("autostart").value:
             if node.trigger_configure() != TransitionCallbackReturn.SUCCESS:
                 print("seafusion_node: configuration failed (see the error above)", file=sys.stderr)
