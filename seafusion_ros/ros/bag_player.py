@@ -14,7 +14,8 @@ node's inputs are by default) and reliable for everything else.
 held at the first message's time while waiting to start, advanced with playback, and optionally kept
 running for a tail after the last message so those nodes can finish the last frames in time order.
 
-At the end, reliable topics get up to ``ack_timeout_s`` for every subscriber to acknowledge what was sent:
+At the end of the bag (not when stopped), reliable topics get up to ``ack_timeout_s`` for every
+subscriber to acknowledge what was sent:
 the process exits right after playback, and a sample still in flight then would be lost (the last image
 of a bag, typically, on a loaded machine).
 
@@ -267,7 +268,8 @@ class BagPlayer:
                 break
         self.stats.stopped = stop.is_set()
         self._note_recovery()  # a bag that fails part-way is recovered during playback
-        self._wait_for_acks()
+        if not self.stats.stopped:  # stopped by a signal: end at once rather than wait for acknowledgements
+            self._wait_for_acks()
         return self.stats
 
     def _wait_for_acks(self) -> None:
