@@ -191,6 +191,22 @@ def test_a_small_filesystem_filling_up_part_way_leaves_only_whole_images(msrs_de
     assert written.startswith(f"fused {len(files)} pair(s) into ") and " 1 failed, " in written
 
 
+def test_a_full_disk_while_replaying_is_a_write_error_not_a_damaged_input_bag(random_fusion_weights, tmp_path):
+    bag = write_pair_bag(tmp_path / "bag", synthetic_frames(2.0, StreamTiming(8.0), StreamTiming(8.0), 120, 160),
+                         progress=False)  # 16 pairs: about 1.3 MB of outputs
+    mount = tmp_path / "mount"
+    mount.mkdir()
+    out = mount / "out"
+    done = _in_namespace(f"mount -t tmpfs -o size=262144 tmpfs {shlex.quote(str(mount))}",
+                         ["-m", "seafusion_ros.cli.replay", str(bag), "--out", str(out), "--weights",
+                          str(random_fusion_weights), "--device", "cpu", "--no-segmentation", "--no-metrics",
+                          "--no-progress"])
+    assert done.returncode == 1, done.stderr
+    assert "writing the results failed (" in done.stderr and "output_bag: No space left on device)" in done.stderr, \
+        done.stderr
+    assert "truncated or damaged" not in done.stderr and "Traceback" not in done.stderr, done.stderr
+
+
 def test_an_error_writing_one_image_is_listed_and_the_other_pairs_are_fused(msrs_dev, random_fusion_weights,
                                                                            tmp_path, capsys):
     ir_dir, vis_dir = _pairs(msrs_dev, tmp_path, 3)

@@ -13,6 +13,7 @@ partial report is always possible; a truncated or damaged bag replays every inta
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from collections.abc import Callable
@@ -89,6 +90,11 @@ class ReplayResult:
         return {role: self.received[role] - self.rejected[role] - formed for role in self.received}
 
 
+class OutputWriteError(OSError):
+    """Writing the output bag (``filename``) failed, e.g. on a full disk: the replay stops, and the input bag
+    is not reported as damaged."""
+
+
 def resolve_topic(wanted: str, available: list[str]) -> str | None:
     """The bag topic for a node-relative name: exact match, or the unique topic ending in ``/wanted``."""
     if wanted in available:
@@ -142,7 +148,10 @@ class _Replayer:
                 outputs += [(OUTPUT_TOPICS[1], out.mask, "mono8"), (OUTPUT_TOPICS[2], overlay, "rgb8")]
             for topic, array, encoding in outputs:
                 msg = image_message(array, encoding, 0, "", msg_header=rgb_msg.header)
-                self.writer.write(self.connections[topic], stamp, serialize_image(msg))
+                try:
+                    self.writer.write(self.connections[topic], stamp, serialize_image(msg))
+                except OSError as exc:  # a full disk: the output, not the input bag, is the problem
+                    raise OutputWriteError(exc.errno, exc.strerror or str(exc)) from exc
         encode = time.perf_counter() - t1
         ir8 = ir if ir.dtype == np.uint8 else self._thermal_as_8bit(ir)
         vis_rgb = vis if vis.ndim == 2 or order == "rgb" else np.ascontiguousarray(vis[:, :, ::-1])
@@ -239,6 +248,11 @@ def _replay_open_bag(reader: BagReader, staged: StagedBag | None, engine: Fusion
             sync.add(i, stamp_to_ns(msg.header.stamp), msg)
             if progress is not None:
                 progress(seen, total)
+    except OutputWriteError as exc:  # only raised while writing, so the writer exists
+        with contextlib.suppress(OSError):  # closing a bag on a full disk fails too
+            writer.close()
+        staged.discard()
+        raise OutputWriteError(exc.errno, exc.strerror, str(staged.out)) from exc
     except Exception as exc:  # e.g. an I/O error part-way: keep what was read
         result.problems.append(f"bag ended early after {seen} of {total} messages (truncated or damaged?): {exc}")
     except BaseException:  # Ctrl-C: no output bag rather than a half-written one under the final name
@@ -247,7 +261,11 @@ def _replay_open_bag(reader: BagReader, staged: StagedBag | None, engine: Fusion
             staged.discard()
         raise
     if writer is not None:
-        writer.close()
+        try:
+            writer.close()  # the storage writes its last chunk and index here
+        except OSError as exc:
+            staged.discard()
+            raise OutputWriteError(exc.errno, exc.strerror or str(exc), str(staged.out)) from exc
         if result.pairs:
             result.output_bag = str(staged.commit())
         else:
