@@ -30,8 +30,8 @@ from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.context import Context
 from rclpy.node import Node
 from rclpy.signals import SignalHandlerOptions
-from rosbags.rosbag2 import Reader
 
+from seafusion_ros.bags.bag_reader import BagReader, BagReaderError
 from seafusion_ros.bags.messages import COMPRESSED_TYPE, IMAGE_TYPES
 from seafusion_ros.bags.recording import StreamTiming, synthetic_frames, write_pair_bag
 from seafusion_ros.bags.replay import resolve_image_topic
@@ -165,10 +165,10 @@ def _check_bag(bag: Path, thermal_wanted: str, rgb_wanted: str) -> tuple[str, st
     if not bag.exists():
         raise DemoError(f"bag not found: {bag}")
     try:
-        with Reader(bag) as reader:
+        with BagReader(bag) as reader:
             types = {c.topic: c.msgtype for c in reader.connections}
             duration = (reader.end_time - reader.start_time) / 1e9
-    except Exception as exc:  # rosbags raises several types for broken metadata or storage
+    except BagReaderError as exc:  # nothing readable; a truncated bag plays what is intact
         raise DemoError(f"cannot open bag {bag}: {exc}") from exc
     found = []
     for role, wanted in (("thermal", thermal_wanted), ("RGB", rgb_wanted)):
@@ -290,7 +290,7 @@ def _run_graph(args: argparse.Namespace, run: DemoRun, bag: Path, duration: floa
                         "--wait-for-subscribers", "20", "--clock-subscribers", "2", "--delay", "0.5",
                         "--qos-reliability", "reliable" if args.reliable else "auto"], env, logs)
         children.append(player)
-        with Reader(bag) as reader:
+        with BagReader(bag) as reader:
             bag_end_ns = reader.end_time
 
         def finished() -> bool:

@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from rosbags.rosbag2 import Reader
 
+from seafusion_ros.bags.bag_reader import BagReader
 from seafusion_ros.bags.messages import TYPESTORE, deserialize_image, image_array
 from seafusion_ros.bags.replay_report import contact_sheet, summary_stats
 from seafusion_ros.evaluation.fusion_report import write_text_atomic
@@ -52,7 +52,7 @@ class DemoRun:
 def _input_index(run: DemoRun) -> tuple[dict[str, Any], dict[int, int]]:
     """Counts, stamps and span of the inputs, and RGB stamp -> nearest thermal stamp (within the slop)."""
     events, stamps = [], {"thermal": [], "rgb": []}
-    with Reader(run.input_bag) as reader:
+    with BagReader(run.input_bag) as reader:
         wanted = [c for c in reader.connections if c.topic in (run.thermal_topic, run.rgb_topic)]
         for connection, _, raw in reader.messages(connections=wanted):
             role = "thermal" if connection.topic == run.thermal_topic else "rgb"
@@ -82,7 +82,7 @@ def _read_outputs(output_bag: Path) -> tuple[dict[str, list[dict[str, Any]]], di
     """Per output image topic the messages' stamps, receive times and layout; the node's last diagnostics; classes."""
     outputs: dict[str, list[dict[str, Any]]] = {}
     diagnostics, classes = None, None
-    with Reader(output_bag) as reader:
+    with BagReader(output_bag) as reader:
         for connection, log_ns, raw in reader.messages():
             if connection.topic in OUTPUT_IMAGES:
                 msg = deserialize_image(raw)
@@ -152,7 +152,7 @@ def summarise(run: DemoRun) -> tuple[dict[str, Any], dict[int, int]]:
 
 def _samples(run: DemoRun, partner: dict[int, int], count: int) -> list[dict[str, np.ndarray]]:
     """Thermal, RGB, fused and overlay images for up to ``count`` output stamps spread over the run."""
-    with Reader(run.output_bag) as reader:
+    with BagReader(run.output_bag) as reader:
         fused_stamps = sorted(stamp_to_ns(deserialize_image(raw).header.stamp)
                               for c, _, raw in reader.messages() if c.topic == FUSED)
         if not fused_stamps:
@@ -167,7 +167,7 @@ def _samples(run: DemoRun, partner: dict[int, int], count: int) -> list[dict[str
                     images[stamp]["fused" if connection.topic == FUSED else "overlay"] = image_array(msg)
     wanted = {("rgb", s) for s in chosen} | {("thermal", partner[s]) for s in chosen if s in partner}
     gain = ThermalGain()
-    with Reader(run.input_bag) as reader:
+    with BagReader(run.input_bag) as reader:
         for connection, _, raw in reader.messages():
             role = {run.thermal_topic: "thermal", run.rgb_topic: "rgb"}.get(connection.topic)
             msg = deserialize_image(raw, connection.msgtype) if role else None
