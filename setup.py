@@ -26,6 +26,7 @@ setup(
         "core": ["numpy>=1.26", "opencv-python>=4.8", "scipy>=1.11", "matplotlib>=3.8", "tqdm>=4.66",
                  "rosbags>=0.11,<0.12", "mcap>=1.6,<2"],
         "onnx": ["onnxruntime>=1.18", "onnx>=1.16"],
+        "openvino": ["openvino>=2024.4"],
         "ros-wheels": ["ros-rclpy", "ros-rmw-fastrtps-cpp", "ros-sensor-msgs", "ros-std-msgs",
                        "ros-builtin-interfaces", "ros-diagnostic-msgs", "ros-lifecycle-msgs",
                        "ros-rosgraph-msgs"],

@@ -5,7 +5,10 @@
    full call (upload, thermal gain, colour, network, download). Median and p90 latency over --runs
    after --warmup, frames per second, speed-up over the baseline, and the output's difference from the
    exact fp32 engine output (max grey levels, relative L2) on a real MSRS pair when ../shared is there
-   (else on the synthetic scene).
+   (else on the synthetic scene). With the bundled segmenter installed, also the segmentation stage
+   alone and fusion + segmentation, for torch and OpenVINO, with the mask's pixel agreement with the
+   fp32 torch mask. ``DEFAULT`` rows are what the CLIs and the node run by default (backend torch,
+precision auto); ``auto`` rows pick OpenVINO on a CPU where it is installed.
 2. With --node-frames N: the real node (separate process, real DDS, bundled models, segmentation on)
    fed thermal 16UC1 + RGB bgr8 pairs at --node-rate Hz for N frames: sustained output rate,
    end-to-end latency (overlay arrival - input stamp) median/p90, pairs dropped, node memory (RSS) at
@@ -36,8 +39,9 @@ from seafusion_ros.data.synthetic_scene import render_frame
 from seafusion_ros.inference.colour import rgb_to_ycrcb, ycrcb_to_rgb
 from seafusion_ros.inference.device import resolve_device
 from seafusion_ros.inference.engine import FusionEngine
+from seafusion_ros.inference.openvino_backend import openvino_available
 from seafusion_ros.models.checkpoint import load_fusion_model
-from seafusion_ros.weights import default_fusion_weights
+from seafusion_ros.weights import default_fusion_weights, load_segmenter
 
 REPO = Path(__file__).resolve().parents[1]
 MSRS_PAIR = REPO.parent / "shared" / "data" / "msrs_dev"
@@ -85,40 +89,72 @@ def time_call(fn, runs: int, warmup: int, device: torch.device) -> list[float]:
     return times
 
 
-def engine_modes(device: torch.device) -> list[tuple[str, dict]]:
-    modes = [("engine fp32 contiguous", {"precision": "fp32", "channels_last": False}),
-             ("engine fp32 channels-last", {"precision": "fp32", "channels_last": True}),
-             ("engine fp32 onnxruntime", {"backend": "onnxruntime"})]
+FUSION, SEGMENTATION, BOTH = "fusion", "segmentation", "both"
+
+
+def engine_modes(device: torch.device, segmentation: bool) -> list[tuple[str, dict, str]]:
+    """(row name, engine arguments, what is timed): the whole call, or only its segmentation stage."""
+    modes = [("engine fp32 contiguous", {"precision": "fp32", "channels_last": False}, FUSION),
+             ("engine fp32 channels-last", {"precision": "fp32", "channels_last": True}, FUSION),
+             ("engine fp32 onnxruntime", {"backend": "onnxruntime"}, FUSION)]
     if device.type == "cuda":
-        modes += [("engine fp16 autocast", {"precision": "fp16"})]
-    modes += [("engine bf16 autocast channels-last", {"precision": "bf16", "channels_last": True}),
-              ("engine DEFAULT (precision auto)", {}),
-              ("engine default, internal_scale 0.5", {"internal_scale": 0.5})]
+        modes += [("engine fp16 autocast", {"precision": "fp16"}, FUSION)]
+    modes += [("engine bf16 autocast channels-last", {"precision": "bf16", "channels_last": True}, FUSION),
+              ("engine DEFAULT (torch, precision auto)", {"backend": "torch"}, FUSION)]
+    openvino = device.type == "cpu" and openvino_available()
+    if openvino:
+        modes += [("engine openvino fp32", {"backend": "openvino", "precision": "fp32"}, FUSION),
+                  ("engine openvino, precision auto", {"backend": "openvino"}, FUSION)]
+    modes += [("engine backend auto, precision auto", {"backend": "auto"}, FUSION),
+              ("engine backend auto, internal_scale 0.5", {"backend": "auto", "internal_scale": 0.5}, FUSION)]
+    if segmentation:
+        modes += [("segmentation only, torch auto", {"backend": "torch"}, SEGMENTATION),
+                  ("fusion + segmentation, DEFAULT (torch)", {"backend": "torch"}, BOTH)]
+        if openvino:
+            modes += [("segmentation only, openvino auto", {"backend": "openvino"}, SEGMENTATION),
+                      ("fusion + segmentation, openvino auto", {"backend": "openvino"}, BOTH)]
+        modes += [("fusion + segmentation, backend auto", {"backend": "auto"}, BOTH)]
     return modes
 
 
 def bench_engine(weights: Path, device: torch.device, runs: int, warmup: int) -> dict:
     ir, vis, source = test_pair()
+    segmenter = load_segmenter("")[0]
     baseline = naive_baseline(weights, device)
-    reference = FusionEngine(weights, device=str(device), precision="fp32").fuse(ir, vis).image.astype(np.float64)
+    exact = FusionEngine(weights, device=str(device), precision="fp32", backend="torch", segmenter=segmenter)
+    exact_out = exact.fuse(ir, vis, segment=segmenter is not None)
+    reference = exact_out.image.astype(np.float64)
     rows = []
-    for name, kwargs in [("naive eager fp32 (baseline)", None), *engine_modes(device)]:
+    for name, kwargs, what in [("naive eager fp32 (baseline)", None, FUSION),
+                               *engine_modes(device, segmenter is not None)]:
+        mask_agreement = None
         if kwargs is None:
             call = lambda: baseline(ir, vis)  # noqa: E731
             precision = "fp32"
+            out = call()
         else:
-            engine = FusionEngine(weights, device=str(device), **kwargs)
-            call = lambda e=engine: e.fuse(ir, vis).image  # noqa: E731
+            engine = FusionEngine(weights, device=str(device), segmenter=segmenter, **kwargs)
             precision = engine.precision
-        out = call().astype(np.float64)
-        times = time_call(call, runs, warmup, device)
-        rows.append({"mode": name, "precision": precision, "median_ms": 1000 * statistics.median(times),
-                     "p90_ms": 1000 * float(np.percentile(times, 90)), "fps": 1 / statistics.median(times),
-                     "max_grey_diff": float(np.abs(out - reference).max()),
-                     "rel_l2": float(np.linalg.norm(out - reference) / np.linalg.norm(reference))})
+            result = engine.fuse(ir, vis, segment=what != FUSION)
+            out = result.image
+            if what != FUSION:
+                mask_agreement = float((result.mask == exact_out.mask).mean())
+            call = lambda e=engine, s=what != FUSION: e.fuse(ir, vis, segment=s)  # noqa: E731
+        out = out.astype(np.float64)
+        if what == SEGMENTATION:
+            stage_times: list[float] = []
+            time_call(lambda c=call, acc=stage_times: acc.append(c().timings["segment"]), runs, warmup, device)
+            times = stage_times[warmup:]
+        else:
+            times = time_call(call, runs, warmup, device)
+        rows.append({"mode": name, "timed": what, "precision": precision,
+                     "median_ms": 1000 * statistics.median(times), "p90_ms": 1000 * float(np.percentile(times, 90)),
+                     "fps": 1 / statistics.median(times), "max_grey_diff": float(np.abs(out - reference).max()),
+                     "rel_l2": float(np.linalg.norm(out - reference) / np.linalg.norm(reference)),
+                     "mask_agreement": mask_agreement})
     base = rows[0]["median_ms"]
     for row in rows:
-        row["speedup"] = base / row["median_ms"]
+        row["speedup"] = base / row["median_ms"] if row["timed"] == FUSION else None
     return {"input": source, "size": list(ir.shape[:2]), "runs": runs, "warmup": warmup, "results": rows}
 
 
@@ -191,11 +227,13 @@ def print_engine_table(result: dict, runs: int, warmup: int) -> None:
     print(f"fusion engine at {engine['size'][1]}x{engine['size'][0]} on {result['device']} ({result['cpu']}, "
           f"{result['threads']} threads, torch {result['torch']}); input: {engine['input']}; "
           f"{runs} runs after {warmup} warm-up")
-    print(f"{'mode':38} {'prec':>5} {'median ms':>10} {'p90 ms':>8} {'fps':>6} {'speed-up':>9} "
-          f"{'max diff':>9} {'rel L2':>9}")
+    print(f"{'mode':40} {'prec':>5} {'median ms':>10} {'p90 ms':>8} {'fps':>6} {'speed-up':>9} "
+          f"{'max diff':>9} {'rel L2':>9} {'mask agree':>11}")
     for r in engine["results"]:
-        print(f"{r['mode']:38} {r['precision']:>5} {r['median_ms']:10.1f} {r['p90_ms']:8.1f} {r['fps']:6.2f} "
-              f"{r['speedup']:8.2f}x {r['max_grey_diff']:9.0f} {r['rel_l2']:9.2e}")
+        speedup = f"{r['speedup']:8.2f}x" if r["speedup"] is not None else f"{'-':>9}"
+        agreement = f"{100 * r['mask_agreement']:10.2f}%" if r["mask_agreement"] is not None else f"{'-':>11}"
+        print(f"{r['mode']:40} {r['precision']:>5} {r['median_ms']:10.1f} {r['p90_ms']:8.1f} {r['fps']:6.2f} "
+              f"{speedup} {r['max_grey_diff']:9.0f} {r['rel_l2']:9.2e} {agreement}")
 
 
 def main() -> None:

@@ -27,7 +27,8 @@ def add_engine_arguments(p: argparse.ArgumentParser | argparse._ArgumentGroup, w
     p.add_argument("--precision", default="auto", choices=PRECISIONS,
                    help="auto: fp16 on CUDA, bf16 on CPUs with native bf16, else fp32; fp16 needs CUDA")
     p.add_argument("--backend", default="torch", choices=BACKENDS,
-                   help="onnxruntime: exact fp32, the fastest fp32 path on a CPU")
+                   help="auto: openvino on a CPU when installed, else torch; openvino: CPU only, bf16 where the "
+                        "CPU has it; onnxruntime: exact fp32")
     p.add_argument("--internal-scale", type=float, default=1.0,
                    help="fuse at this fraction of the resolution, then guided upsampling (CPU degrade knob)")
     p.add_argument("--memory-budget", type=int_at_least(MIN_MEMORY_BUDGET_MB), default=DEFAULT_MEMORY_BUDGET_MB,

@@ -37,7 +37,7 @@ from seafusion_ros.models.checkpoint import load_fusion_model
 from seafusion_ros.weights import default_fusion_weights
 
 NORMALIZATIONS = ("none", "minmax")
-BACKENDS = ("torch", "onnxruntime")
+BACKENDS = ("auto", "torch", "onnxruntime", "openvino")
 COLOR_ORDERS = ("rgb", "bgr")
 IR_DTYPES = (np.uint8, np.uint16, np.float32)
 DEFAULT_MEMORY_BUDGET_MB = 2048
@@ -90,6 +90,18 @@ def _check_visible(vis: np.ndarray) -> np.ndarray:
     return vis
 
 
+def resolve_backend(backend: str, device: torch.device) -> str:
+    """``auto`` = openvino on a CPU when it is installed (several times faster there), else torch (CUDA, and
+    the fallback); any other name is checked and returned."""
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+    if backend != "auto":
+        return backend
+    from seafusion_ros.inference.openvino_backend import openvino_available
+
+    return "openvino" if device.type == "cpu" and openvino_available() else "torch"
+
+
 def _gather(tensor: Tensor, rows: np.ndarray, cols: np.ndarray) -> Tensor:
     """``tensor[..., rows, :][..., cols]`` of an N x C x H x W tensor, for index arrays."""
     rows_t = torch.from_numpy(rows).to(tensor.device)
@@ -105,14 +117,17 @@ class FusionEngine:
         device: ``auto`` (CUDA if available, else CPU), ``cpu``, ``cuda``, ``cuda:N``.
         precision: ``auto`` (fp16 on CUDA, bf16 on CPUs with native bf16, else fp32), ``fp32``, ``bf16``
             or ``fp16`` (GPU only). Reduced precision stays within 2 grey levels of fp32 (bench/).
-        backend: ``torch`` (eager, autocast for bf16/fp16) or ``onnxruntime`` (exact fp32, the fastest
-            fp32 path on a CPU; exported in memory at start-up).
+        backend: ``torch`` (eager, autocast for bf16/fp16), ``onnxruntime`` (exact fp32; exported in memory at
+            start-up), ``openvino`` (CPU only: bf16 where the CPU has it, else fp32; both networks converted
+            at start-up and compiled once per input size) or ``auto`` (openvino on a CPU when installed,
+            else torch).
         internal_scale: run the network at this fraction of the input resolution (0 < s <= 1) and bring
             the fused luminance back with guided upsampling: about 1/s^2 faster, at a measured quality
             cost (docs/results.md). 1.0 = full resolution.
         normalize: ``none`` (stable across frames) or ``minmax`` (the authors' per-frame stretch).
         thermal_gain: how 16-bit / float thermal is mapped to [0, 1].
-        channels_last: NHWC memory format for the convolutions (faster on CPU); None = on for CPU.
+        channels_last: NHWC memory format for the torch convolutions (faster on CPU); None = on for CPU unless
+            the backend is openvino (which takes plain NCHW inputs without a copy).
         segmenter: optional segmentation network taking the fused RGB (N x 3 x H x W in [0, 1]) and
             returning class logits (N x C x H x W); its argmax is the mask.
         memory_budget_mb: working memory of one tile (MB). A frame whose network pass needs more (measured
@@ -143,23 +158,32 @@ class FusionEngine:
         self.internal_scale = internal_scale
         if normalize not in NORMALIZATIONS:
             raise ValueError(f"normalize must be one of {NORMALIZATIONS}, got {normalize!r}")
-        if backend not in BACKENDS:
-            raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
         self.device = resolve_device(device)
+        backend = resolve_backend(backend, self.device)
         if self.device.type == "cuda":
             torch.backends.cudnn.benchmark = True  # camera frames have a fixed size: autotune once
         if backend == "onnxruntime":
             if precision not in ("auto", "fp32"):
                 raise ValueError(f"backend onnxruntime runs fp32 only, got precision {precision!r}")
             precision = "fp32"
-        self.autocast_dtype = resolve_precision(precision, self.device)
-        self.precision = auto_precision(self.device) if precision == "auto" else precision
+        if backend == "openvino":
+            if self.device.type != "cpu":
+                raise ValueError(f"backend openvino runs on the CPU, got device {self.device}")
+            from seafusion_ros.inference.openvino_backend import openvino_precision
+
+            self.precision = openvino_precision(precision)
+            self.autocast_dtype = torch.float32  # the networks run in OpenVINO; torch only prepares and finishes
+        else:
+            self.autocast_dtype = resolve_precision(precision, self.device)
+            self.precision = auto_precision(self.device) if precision == "auto" else precision
         self.backend = backend
         self.normalize = normalize
         self.gain = ThermalGain(thermal_gain)
         self.weights_path = weights if weights is not None else default_fusion_weights()
         model, self.model_card = load_fusion_model(self.weights_path)
-        self.channels_last = self.device.type == "cpu" if channels_last is None else channels_last
+        if channels_last is None:
+            channels_last = self.device.type == "cpu" and backend != "openvino"
+        self.channels_last = channels_last
         self._memory_format = torch.channels_last if self.channels_last else torch.contiguous_format
         self.model = model.to(self.device, memory_format=self._memory_format).eval()
         self._network = self.model
@@ -167,6 +191,10 @@ class FusionEngine:
             from seafusion_ros.inference.onnx_backend import OnnxFusionRunner
 
             self._network = OnnxFusionRunner(model, self.device)
+        elif backend == "openvino":
+            from seafusion_ros.inference.openvino_backend import OpenVinoRunner
+
+            self._network = OpenVinoRunner(model, self.precision, dynamic=True)
         self.memory_budget_mb = memory_budget_mb
         self.halo = receptive_radius(self.model)
         self.tile_bytes_per_pixel = self._tile_bytes_per_pixel()
@@ -174,13 +202,19 @@ class FusionEngine:
         log.info("seafusion: fusion backend %s, precision %s; frames over %.1f MP are fused in tiles "
                  "(memory budget %g MB)", backend, self.precision, self.tile_pixels / 1e6, memory_budget_mb)
         self.segmenter: nn.Module | None = None
+        self._segment_network: Callable[[Tensor], Tensor] | None = None
         self.set_segmenter(segmenter)
 
     def set_segmenter(self, segmenter: nn.Module | None) -> None:
         """Attach (or with None, detach) the segmentation network, moved to the engine's device."""
-        self.segmenter = None
+        self.segmenter = self._segment_network = None
         if segmenter is not None:
             self.segmenter = segmenter.to(self.device, memory_format=self._memory_format).eval()
+            self._segment_network = self.segmenter
+            if self.backend == "openvino":
+                from seafusion_ros.inference.openvino_backend import OpenVinoRunner
+
+                self._segment_network = OpenVinoRunner(self.segmenter, self.precision)
 
     def _autocast(self):
         if self.autocast_dtype == torch.float32:
@@ -220,7 +254,7 @@ class FusionEngine:
         return (values * 255.0).round_().to(torch.uint8)
 
     def _run_network(self, network: Callable[[Tensor, Tensor], Tensor], y: Tensor, ir: Tensor) -> Tensor:
-        """The fusion network (or its ONNX runner) on visible Y and infrared; fp32 result."""
+        """The fusion network (or its ONNX / OpenVINO runner) on visible Y and infrared; fp32 result."""
         with self._autocast():
             return network(y.contiguous(memory_format=self._memory_format),
                            ir.contiguous(memory_format=self._memory_format)).float()
@@ -288,7 +322,7 @@ class FusionEngine:
             mask_t = None
             if segment:
                 with self._autocast():
-                    logits = self.segmenter(rgb.contiguous(memory_format=self._memory_format))
+                    logits = self._segment_network(rgb.contiguous(memory_format=self._memory_format))
                 mask_t = logits.argmax(1)[0].to(torch.uint8)
                 t2 = self._sync_time(timings, "segment", t2)
             out = self._quantise(rgb)[0]
@@ -414,7 +448,7 @@ class FusionEngine:
         for tile in plan_tiles(*seg_size, output_tile_pixels(size, seg_size, self.tile_pixels), 0):
             seg_input[(..., *tile.core)] = resample_tile(read_rgb, size, seg_size, mode, tile, self.device)
         with self._autocast():
-            logits = self.segmenter(seg_input.contiguous(memory_format=self._memory_format)).float()
+            logits = self._segment_network(seg_input.contiguous(memory_format=self._memory_format)).float()
         mask = np.empty((height, width), np.uint8)
         for tile in plan_tiles(height, width, self.tile_pixels, 0):
             full = resample_tile(lambda rows, cols: _gather(logits, rows, cols), seg_size, size, "bilinear", tile,

@@ -80,7 +80,8 @@ PARAMETERS: tuple[ParamSpec, ...] = (
     ParamSpec("device", "auto", "torch device: auto (CUDA if available, else CPU), cpu, cuda, cuda:N"),
     ParamSpec("precision", "auto", "inference precision: auto = fp16 on CUDA, bf16 on CPUs with native bf16, "
               "else fp32", choices=PRECISIONS),
-    ParamSpec("backend", "torch", "fusion backend: torch, or onnxruntime (exact fp32, fastest fp32 on CPU)",
+    ParamSpec("backend", "torch", "inference backend: auto (openvino on a CPU when installed, else torch), torch, "
+              "onnxruntime (exact fp32) or openvino (CPU only, bf16 where the CPU has it)",
               choices=BACKENDS),
     ParamSpec("internal_scale", 1.0, "run the fusion network at this fraction of the resolution and upsample "
               "guided by both images (CPU degrade knob; 1.0 = full resolution)", low=0.25, high=1.0),
