@@ -25,11 +25,11 @@ from pathlib import Path
 import numpy as np
 from rosbags.rosbag2 import Reader
 
-from seafusion_ros.bags.messages import deserialize_image
+from seafusion_ros.bags.messages import compressed_message, deserialize_image, image_message
 from seafusion_ros.cli.make_bag import main as make_bag_main
 from seafusion_ros.cli.replay import main as replay_main
-from seafusion_ros.imaging.compressed import decode_compressed, encode_compressed
-from seafusion_ros.imaging.encodings import COLOUR_ORDER, decode_image, encode_image
+from seafusion_ros.imaging.compressed import decode_compressed
+from seafusion_ros.imaging.encodings import COLOUR_ORDER, decode_image
 from seafusion_ros.imaging.image_files import read_image, read_visible
 from seafusion_ros.imaging.pair_input import decode_input
 from seafusion_ros.imaging.stamps import stamp_to_ns
@@ -37,18 +37,6 @@ from seafusion_ros.imaging.stamps import stamp_to_ns
 REPO = Path(__file__).resolve().parents[1]
 MSRS = REPO.parent / "shared" / "data" / "msrs_dev"
 RESULTS = REPO / "bench" / "results" / "transport.json"
-
-
-class _Raw:
-    def __init__(self, array: np.ndarray, encoding: str) -> None:
-        self.height, self.width, self.step, self.is_bigendian, data = encode_image(array, encoding)
-        self.encoding, self.data = encoding, np.frombuffer(data, np.uint8)
-
-
-class _Compressed:
-    def __init__(self, array: np.ndarray, encoding: str, codec: str, quality: int) -> None:
-        self.format, data = encode_compressed(array, encoding, codec, quality)
-        self.data = np.frombuffer(data, np.uint8)
 
 
 def median_ms(decode, msg, repeats: int) -> float:
@@ -63,10 +51,11 @@ def median_ms(decode, msg, repeats: int) -> float:
 def decode_rows(stem: str, quality: int, repeats: int) -> list[dict]:
     rgb = np.ascontiguousarray(read_visible(MSRS / "vi" / f"{stem}.png")[:, :, ::-1])
     thermal = read_image(MSRS / "ir" / f"{stem}.png", color=False).astype(np.uint16) * 257
-    messages = [("RGB raw rgb8 Image", _Raw(rgb, "rgb8"), decode_image),
-                ("RGB JPEG CompressedImage", _Compressed(rgb, "rgb8", "jpeg", quality), decode_compressed),
-                ("thermal raw 16UC1 Image", _Raw(thermal, "16UC1"), decode_image),
-                ("thermal 16-bit PNG CompressedImage", _Compressed(thermal, "16UC1", "png", quality),
+    messages = [("RGB raw rgb8 Image", image_message(rgb, "rgb8", 0, "rgb"), decode_image),
+                ("RGB JPEG CompressedImage", compressed_message(rgb, "rgb8", 0, "rgb", "jpeg", quality),
+                 decode_compressed),
+                ("thermal raw 16UC1 Image", image_message(thermal, "16UC1", 0, "thermal"), decode_image),
+                ("thermal 16-bit PNG CompressedImage", compressed_message(thermal, "16UC1", 0, "thermal", "png"),
                  decode_compressed)]
     return [{"message": name, "bytes": int(msg.data.nbytes), "decode_ms": median_ms(fn, msg, repeats)}
             for name, msg, fn in messages]

@@ -27,6 +27,8 @@ import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+from seafusion_ros.imaging.image_files import write_bytes_atomic
+
 PROFILE = Path(__file__).resolve().with_name("fastdds_large_images.xml")
 ENV = "FASTDDS_DEFAULT_PROFILES_FILE"
 LEGACY_ENV = "FASTRTPS_DEFAULT_PROFILES_FILE"
@@ -110,12 +112,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.out is None:
         p.error("--max-image needs --out FILE")
     segment = segment_bytes_for(*args.max_image, args.bytes_per_pixel)
-    tmp = args.out.with_name(f".{args.out.name}.{os.getpid()}.tmp")
     try:
-        tmp.write_text(profile_text(segment))
-        os.replace(tmp, args.out)
+        write_bytes_atomic(args.out, profile_text(segment).encode())
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
         print(f"error: cannot write {args.out}: {exc.strerror or exc}", file=sys.stderr)
         return 1
     print(f"wrote {args.out} (shared-memory segment {segment / 2**20:.0f} MiB); use it in every process:\n"
