@@ -55,7 +55,8 @@ def test_short_real_training_lowers_the_loss_and_resumes(msrs_dev, tmp_path):
     assert history[1]["lr"] == pytest.approx(3e-3 * 0.75**2)
     assert read_checkpoint(run / "last.pt")["epoch"] == 4
     model, card = load_fusion_model(run / "model.pt")
-    assert card["training_data"]["train_pairs"] == 3 and card["training_data"]["val_pairs"] == 1
+    (source,) = card["training_data"]
+    assert source["train_pairs"] == 3 and source["val_pairs"] == 1 and source["family"] == "msrs"
     assert card["training_command"].startswith("seafusion-train --data")
     assert "--epochs 2" in card["training_command"]
     assert "--resume" in card["resumed_with"][0] and "--epochs 4" in card["resumed_with"][0]

@@ -9,6 +9,7 @@ import argparse
 import logging
 import shlex
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -23,8 +24,8 @@ from seafusion_ros.cli.number_arguments import (
     positive_int,
 )
 from seafusion_ros.cli.output_checks import check_output_folder, claim_output_folder, os_error_message
-from seafusion_ros.data.msrs_split import VALIDATION_FRAME_RANGES
-from seafusion_ros.data.pair_dataset import PairCropDataset, select_pairs
+from seafusion_ros.data.dataset_splits import split_pairs
+from seafusion_ros.data.pair_dataset import PairCropDataset
 from seafusion_ros.inference.device import resolve_device
 from seafusion_ros.models.checkpoint import load_fusion_model
 from seafusion_ros.models.seafusion import seafusion
@@ -35,20 +36,50 @@ RUN_FILES = ("last.pt", "model.pt", "history.jsonl")
 PROG = "seafusion-train"
 
 
+@dataclass(frozen=True)
+class DataSource:
+    """One ``--data`` argument: a data folder and how often its pairs are drawn relative to others'."""
+
+    root: Path
+    weight: float = 1.0
+
+
+def data_source(text: str) -> DataSource:
+    """``PATH`` or ``PATH:WEIGHT`` (a folder whose own name ends in ``:NUMBER`` is taken as a path)."""
+    path, sep, weight = text.rpartition(":")
+    if sep and not Path(text).exists():
+        try:
+            value = float(weight)
+        except ValueError:
+            value = None
+        if value is not None:
+            if not value > 0 or value != value or value == float("inf"):
+                raise argparse.ArgumentTypeError(f"weight of {path!r} must be a positive number, got {weight!r}")
+            return DataSource(Path(path), value)
+    return DataSource(Path(text))
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog=PROG,
         description="Train the SeAFusion fusion network (content loss: intensity + alpha x texture) on aligned "
-                    "infrared/visible pairs in DATA/ir and DATA/vi. MSRS-named data is split by frame number "
-                    "and the validation frames are never trained on. Use --joint for the joint adaptive "
-                    "fusion + segmentation training (all further arguments go to it).",
+                    "infrared/visible pairs, from one or several data folders (DATA/ir + DATA/vi, or the "
+                    "labelled layout DATA/thermal + DATA/rgb + DATA/labels). Images of any size are used at "
+                    "native resolution (random crops). Each data set is split by its fixed rule (MSRS frame "
+                    "ranges, RoadScene FLIR_08700 and later, mfnet_labelled sequences, LLVIP scenes 19/20; "
+                    "other names: all training); validation frames are never trained on and are scored per "
+                    "data set every epoch. Use --joint for the joint adaptive fusion + segmentation training "
+                    "(all further arguments go to it).",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--data", required=True, type=Path, help="folder with ir/ and vi/ subfolders")
+    p.add_argument("--data", required=True, action="append", type=data_source, metavar="DATA[:WEIGHT]",
+                   help="data folder; repeat to train on several. WEIGHT (default 1) is how often each of its "
+                        "pairs is drawn relative to other folders' pairs")
     p.add_argument("--out", required=True, type=Path, help="run folder: last.pt, history.jsonl, model.pt")
     p.add_argument("--epochs", type=positive_int, default=10)
     p.add_argument("--batch-size", type=positive_int, default=8)
     p.add_argument("--crop", type=int_at_least(MIN_CROP), default=128, help="random square crop size in pixels")
-    p.add_argument("--crops-per-image", type=positive_int, default=4, help="crops drawn from each pair per epoch")
+    p.add_argument("--crops-per-image", type=positive_int, default=4,
+                   help="crops drawn per pair and epoch (times the pair's data weight)")
     p.add_argument("--lr", type=positive_float, default=1e-3, help="Adam learning rate")
     p.add_argument("--lr-decay", type=positive_float, default=0.75, help="learning-rate factor per epoch")
     p.add_argument("--alpha", type=non_negative_float, default=10.0, help="texture loss weight")
@@ -84,19 +115,32 @@ def main(argv: list[str] | None = None) -> int:
     try:
         check_output_folder(args.out)
         device = resolve_device(args.device)
-        train_pairs = select_pairs(args.data, "train")
-        val_pairs = select_pairs(args.data, "val")
+        train_pairs, weights, validation_pairs, sources = [], [], {}, []
+        for source in args.data:
+            train, rule = split_pairs(source.root, "train")
+            val = split_pairs(source.root, "val")[0]
+            name = source.root.resolve().name
+            if any(s["name"] == name for s in sources):
+                name = f"{name}_{len(sources)}"
+            train_pairs += train
+            weights += [source.weight] * len(train)
+            if val:
+                validation_pairs[name] = val
+            sources.append({"name": name, "root": str(source.root), "family": rule.family, "split": rule.description,
+                            "weight": source.weight, "train_pairs": len(train), "val_pairs": len(val)})
+        if not train_pairs:
+            raise ValueError("no training pairs: every --data folder holds validation frames only")
+        uniform = all(w == 1.0 for w in weights)
         dataset = PairCropDataset(train_pairs, args.crop, args.batch_size, args.crops_per_image, args.seed,
-                                  hot_crop_fraction=args.hot_crop_fraction)
+                                  hot_crop_fraction=args.hot_crop_fraction, weights=None if uniform else weights)
         model = seafusion()
         if args.init_weights:
             model, init_card = load_fusion_model(args.init_weights)
         if len(dataset) == 0:
             raise ValueError(f"0 batches per epoch: {len(train_pairs)} training pairs x {args.crops_per_image} "
                              f"crops per image is less than --batch-size {args.batch_size}")
-        validation = None
-        if val_pairs:
-            validation = PairCropDataset(val_pairs, 2 * args.crop, args.batch_size, 1, seed=12345, drop_last=False)
+        validation = {name: PairCropDataset(pairs, 2 * args.crop, args.batch_size, 1, seed=12345, drop_last=False)
+                      for name, pairs in validation_pairs.items()}
     except (ValueError, FileNotFoundError) as exc:  # CheckpointError and OutputError are ValueErrors
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return 2
@@ -104,8 +148,7 @@ def main(argv: list[str] | None = None) -> int:
     card = {
         "name": "SeAFusion fusion network, content loss",
         "architecture": "SeAFusion fusion network (Tang et al. 2022), 166,657 parameters",
-        "training_data": {"root": str(args.data), "train_pairs": len(train_pairs), "val_pairs": len(val_pairs),
-                          "validation_frames": [list(r) for r in VALIDATION_FRAME_RANGES]},
+        "training_data": sources,
         "training_command": command,
         "loss": f"L_int + {args.alpha} x L_tex (reference section 3)",
     }
@@ -120,8 +163,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{PROG}: error: --resume {args.resume}: {exc}", file=sys.stderr)
             return 2
     claim_output_folder(PROG, args.out)
-    print(f"training on {len(train_pairs)} pairs ({len(dataset)} batches/epoch), validating on {len(val_pairs)}, "
-          f"device {device}", flush=True)
+    for source in sources:
+        print(f"{source['root']}: {source['train_pairs']} training and {source['val_pairs']} validation pairs "
+              f"({source['family']}: {source['split']}), weight {source['weight']:g}", flush=True)
+    print(f"training on {len(train_pairs)} pairs ({len(dataset)} batches/epoch), device {device}", flush=True)
     try:
         trainer.train(progress=not args.no_progress)
         out = trainer.export(args.out / "model.pt")

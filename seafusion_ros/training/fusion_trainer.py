@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import platform
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -35,13 +35,20 @@ class FusionTrainConfig:
 
 
 class FusionTrainer:
-    """Runs epochs over a PairCropDataset; ``validation`` (optional) is scored with the same loss."""
+    """Runs epochs over a PairCropDataset; ``validation`` (optional) is scored with the same loss.
+
+    Validation may be one set or several by name (one per data set): each is logged as
+    ``val_loss/NAME`` and their pooled mean over all crops as ``val_loss``.
+    """
 
     def __init__(self, model: nn.Module, dataset: PairCropDataset, config: FusionTrainConfig, out_dir: Path,
-                 device: torch.device, validation: PairCropDataset | None = None,
+                 device: torch.device,
+                 validation: PairCropDataset | Mapping[str, PairCropDataset] | None = None,
                  model_card: dict[str, Any] | None = None, log: Callable[[str], None] = print) -> None:
         self.model = model.to(device)
-        self.dataset, self.validation, self.config = dataset, validation, config
+        if isinstance(validation, PairCropDataset):
+            validation = {"val": validation}
+        self.dataset, self.validation, self.config = dataset, dict(validation or {}), config
         self.out_dir, self.device, self.log = Path(out_dir), device, log
         self.model_card = dict(model_card or {})
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.lr)
@@ -70,17 +77,23 @@ class FusionTrainer:
         ir = batch.infrared.to(self.device)
         return content_loss(self.model(vis_y, ir), vis_y, ir, self.config.alpha)
 
-    def _validate(self) -> float | None:
-        if self.validation is None:
-            return None
+    def _validate(self) -> dict[str, float]:
+        """``val_loss`` pooled over every validation crop, plus ``val_loss/NAME`` per set when there are several."""
+        if not self.validation:
+            return {}
         self.model.eval()
-        total, count = 0.0, 0
+        scores, total, count = {}, 0.0, 0
         with torch.inference_mode():
-            for batch in self.validation.batches(epoch=0):
-                total += float(self._loss(batch)[0]) * len(batch.visible)
-                count += len(batch.visible)
+            for name, dataset in self.validation.items():
+                set_total, set_count = 0.0, 0
+                for batch in dataset.batches(epoch=0):
+                    set_total += float(self._loss(batch)[0]) * len(batch.visible)
+                    set_count += len(batch.visible)
+                if len(self.validation) > 1:
+                    scores[f"val_loss/{name}"] = set_total / set_count
+                total, count = total + set_total, count + set_count
         self.model.train()
-        return total / count if count else None
+        return {"val_loss": total / count, **scores}
 
     def train(self, progress: bool = True) -> list[dict[str, float]]:
         self.model.train()
@@ -102,9 +115,7 @@ class FusionTrainer:
             self.epoch += 1
             record = {"epoch": self.epoch, **{k: v / max(len(self.dataset), 1) for k, v in sums.items()},
                       "lr": self.optimizer.param_groups[0]["lr"], "seconds": time.perf_counter() - started}
-            val = self._validate()
-            if val is not None:
-                record["val_loss"] = val
+            record.update(self._validate())
             self.history.append(record)
             self._save_epoch()
             self.log(json.dumps(record))
