@@ -12,6 +12,7 @@ import csv
 import io
 import json
 import os
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import matplotlib
@@ -34,6 +35,69 @@ CONVENTIONS = ("Tang et al. MATLAB suite definitions (shared/docs/metrics_refere
                "with MATLAB rgb2gray weights rounded to uint8; EN and MI on uint8 (MI in bits), the rest "
                "on float 0..255. Statistics over the scored pairs: mean, population std (ddof 0), median; "
                "undefined values are excluded and counted under 'undefined'.")
+
+
+SPLIT_WORDS = {"all": "all pairs (training and validation)", "train": "training split", "val": "validation split"}
+
+
+@dataclass(frozen=True)
+class DataSelection:
+    """The data set split the pairs came from (``--data``): a score is only meaningful next to the frames
+    it covers, and a validation score only if the model never trained on them."""
+
+    root: str
+    family: str
+    split: str
+    rule: str
+
+    def line(self) -> str:
+        return f"Pairs: {SPLIT_WORDS[self.split]} of the {self.family} data set at {self.root} ({self.rule})."
+
+
+@dataclass(frozen=True)
+class OutputMode:
+    """The engine settings shared by every method fused on the fly (``weights``: method -> checkpoint).
+
+    One set for all of them, so their rows differ by the weights alone; a per-frame min-max stretch
+    against an unstretched output would otherwise move every contrast metric on its own.
+    """
+
+    weights: dict[str, str]
+    normalize: str
+    precision: str
+    backend: str
+    device: str
+    internal_scale: float
+    thermal_gain: str
+
+    def settings(self) -> str:
+        text = f"--normalize {self.normalize}, precision {self.precision}, backend {self.backend}, device {self.device}"
+        return text + (f", internal scale {self.internal_scale:g}" if self.internal_scale != 1.0 else "")
+
+    def line(self) -> str:
+        return f"Output mode: all --weights methods ({', '.join(self.weights)}) fused with {self.settings()}."
+
+
+def folder_methods(methods: list[str], mode: OutputMode | None) -> list[str]:
+    """Methods scored from a folder while others were fused here (none when nothing was fused here)."""
+    return [] if mode is None else [m for m in methods if m not in mode.weights]
+
+
+def folder_note(folders: list[str]) -> str:
+    """The one line that says the folder methods' output mode is unknown (beside methods fused here)."""
+    return (f"--method folder(s) {', '.join(folders)} were produced elsewhere; their output mode is not known "
+            "to this tool.")
+
+
+def provenance_lines(methods: list[str], selection: DataSelection | None, mode: OutputMode | None) -> list[str]:
+    """What the pairs are and how the fused images were made, for the top of summary.md."""
+    lines = [selection.line()] if selection else []
+    if mode is not None:
+        lines.append(mode.line())
+        folders = folder_methods(methods, mode)
+        if folders:
+            lines.append(f"Note: {folder_note(folders)}")
+    return [f"- {line}" for line in lines]
 
 
 def _arrow(metric: str) -> str:
@@ -114,8 +178,9 @@ def per_image_csv(results: list[ItemResult], methods: list[str]) -> str:
 
 
 def markdown_table(summary: dict, skipped: list[tuple[str, str]],
-                   unused_fused: dict[str, list[str]] | None = None) -> str:
-    """Methods as rows, metrics as columns (mean ± std, arrow = better direction, best in bold)."""
+                   unused_fused: dict[str, list[str]] | None = None, provenance: list[str] | None = None) -> str:
+    """Methods as rows, metrics as columns (mean ± std, arrow = better direction, best in bold), under the
+    ``provenance`` lines (see ``provenance_lines``)."""
     methods = summary["methods"]
     best: dict[str, float] = {}
     for metric in METRIC_NAMES:
@@ -125,6 +190,7 @@ def markdown_table(summary: dict, skipped: list[tuple[str, str]],
     lines = [
         "# Fusion evaluation",
         "",
+        *([*provenance, ""] if provenance else []),
         "Mean ± standard deviation over the pairs; ↑ higher is better, ↓ lower is better"
         + ("; best method in bold." if len(methods) > 1 else "."),
         "",
@@ -229,9 +295,23 @@ def plot_examples(plan: EvaluationPlan, stems: list[str]) -> plt.Figure:
 PLOT_FILES = {"cdf": "cdf.png", "examples": "examples.png"}
 
 
+def _mode_document(methods: list[str], mode: OutputMode | None) -> dict | None:
+    if mode is None:
+        return None
+    settings = {k: v for k, v in asdict(mode).items() if k != "weights"}
+    folders = folder_methods(methods, mode)
+    return {"fused_here": mode.weights, "settings": settings, "description": mode.line(),
+            "folder_methods": folders, "folder_note": folder_note(folders) if folders else None}
+
+
 def write_report(out_dir: str | os.PathLike, plan: EvaluationPlan, results: list[ItemResult],
-                 examples: int = 4) -> dict[str, Path]:
-    """Write per_image.csv, summary.json, summary.md, cdf.png and examples.png; return their paths."""
+                 examples: int = 4, selection: DataSelection | None = None,
+                 mode: OutputMode | None = None) -> dict[str, Path]:
+    """Write per_image.csv, summary.json, summary.md, cdf.png and examples.png; return their paths.
+
+    ``selection`` (the data set split) and ``mode`` (the settings of the methods fused on the fly) are
+    stated in summary.json (``data``, ``output_mode``) and at the top of summary.md.
+    """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     skipped = list(plan.skipped) + [(r.stem, r.error) for r in results if r.error is not None]
@@ -241,6 +321,8 @@ def write_report(out_dir: str | os.PathLike, plan: EvaluationPlan, results: list
         "metrics": {m: {"description": METRIC_DESCRIPTIONS[m], "higher_is_better": HIGHER_IS_BETTER[m]}
                     for m in METRIC_NAMES},
         "conventions": CONVENTIONS,
+        "data": asdict(selection) if selection else None,
+        "output_mode": _mode_document(plan.methods, mode),
         "undefined": summary["undefined"],
         "skipped": [{"stem": stem, "reason": reason} for stem, reason in skipped],
         "unused_fused": plan.unused_fused,
@@ -249,7 +331,8 @@ def write_report(out_dir: str | os.PathLike, plan: EvaluationPlan, results: list
         "csv": write_text_atomic(out / "per_image.csv", per_image_csv(results, plan.methods)),
         "json": write_text_atomic(out / "summary.json",
                                   json.dumps(document, indent=2, allow_nan=False) + "\n"),
-        "markdown": write_text_atomic(out / "summary.md", markdown_table(summary, skipped, plan.unused_fused)),
+        "markdown": write_text_atomic(out / "summary.md", markdown_table(
+            summary, skipped, plan.unused_fused, provenance_lines(plan.methods, selection, mode))),
     }
     if scored(results):
         written["cdf"] = save_figure_atomic(plot_cdf(results, plan.methods), out / "cdf.png")
