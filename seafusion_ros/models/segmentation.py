@@ -18,6 +18,10 @@ logits N x C x H x W; in train mode: (main, auxiliary). ``logits_and_aux`` gives
 trained at, kept in the model card) makes the eval-mode forward resize any input to that size and the
 logits back, so a network trained at 120 x 160 on a CPU sees objects at its training scale on 480 x 640
 frames, and runs at the cost of its training size.
+
+The loader and the card helper also serve ``bisenet_efficientnet_lite0``
+(:mod:`seafusion_ros.models.bisenet_efficientnet`, the same interface on an ImageNet-pretrained
+backbone); a checkpoint's ``arch`` says which network to build.
 """
 
 from __future__ import annotations
@@ -29,9 +33,12 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
+from seafusion_ros.models.bisenet_efficientnet import ARCH as EFFICIENTNET_ARCH
+from seafusion_ros.models.bisenet_efficientnet import BiSeNetEfficientNet, bisenet_efficientnet_lite0
 from seafusion_ros.models.checkpoint import CheckpointError, load_state_dict_strict, read_checkpoint
 
 ARCH = "bisenet_lite"
+ARCHS = (ARCH, EFFICIENTNET_ARCH)
 DEFAULT_WIDTHS = (16, 32, 64, 96, 128)
 DEFAULT_CONTEXT = 64
 
@@ -174,23 +181,39 @@ def bisenet_lite(num_classes: int, widths: tuple[int, ...] = DEFAULT_WIDTHS, con
     return BiSeNetLite(num_classes, widths, context, inference_size)
 
 
-def segmentation_card_fields(model: BiSeNetLite) -> dict[str, Any]:
-    """The builder arguments a model card must carry to rebuild the network."""
+SegmentationNet = BiSeNetLite | BiSeNetEfficientNet
+
+
+def segmentation_card_fields(model: SegmentationNet) -> dict[str, Any]:
+    """The builder arguments a model card must carry to rebuild the network (``arch`` first)."""
+    inference_size = list(model.inference_size) if model.inference_size else None
+    if isinstance(model, BiSeNetEfficientNet):
+        return {"arch": EFFICIENTNET_ARCH, "num_classes": model.num_classes,
+                "inference_size": inference_size}
     return {"arch": ARCH, "num_classes": model.num_classes, "widths": list(model.widths),
-            "context_channels": model.context,
-            "inference_size": list(model.inference_size) if model.inference_size else None}
+            "context_channels": model.context, "inference_size": inference_size}
 
 
-def load_segmentation_model(path: str | os.PathLike) -> tuple[BiSeNetLite, dict[str, Any]]:
+def _build(arch: str, card: dict[str, Any]) -> SegmentationNet:
+    """An untrained network of ``arch`` as the card describes it; without the ImageNet weights, so loading a
+    checkpoint needs no weights package (the checkpoint replaces every parameter anyway)."""
+    if arch == EFFICIENTNET_ARCH:
+        return bisenet_efficientnet_lite0(int(card["num_classes"]), pretrained=False,
+                                          inference_size=card.get("inference_size"))
+    return bisenet_lite(int(card["num_classes"]), tuple(card.get("widths", DEFAULT_WIDTHS)),
+                        int(card.get("context_channels", DEFAULT_CONTEXT)), card.get("inference_size"))
+
+
+def load_segmentation_model(path: str | os.PathLike) -> tuple[SegmentationNet, dict[str, Any]]:
     """Build the network from one of our checkpoints; returns (model in eval mode, model_card).
 
     The card carries ``classes`` (names), ``palette`` ([r, g, b] per class) and ``num_classes``.
     Raises CheckpointError when the file is not a segmentation checkpoint or its card is incomplete.
     """
     ckpt = read_checkpoint(path)
-    if ckpt.get("arch") != ARCH:
-        raise CheckpointError(f"{path}: holds a '{ckpt.get('arch')}' model, "
-                              f"not a {ARCH} segmentation network")
+    arch = ckpt.get("arch")
+    if arch not in ARCHS:
+        raise CheckpointError(f"{path}: holds a '{arch}' model, not a {' or '.join(ARCHS)} segmentation network")
     card = dict(ckpt.get("model_card", {}))
     missing = [k for k in ("num_classes", "classes", "palette") if k not in card]
     if missing:
@@ -198,7 +221,6 @@ def load_segmentation_model(path: str | os.PathLike) -> tuple[BiSeNetLite, dict[
     if len(card["classes"]) != card["num_classes"] or len(card["palette"]) != card["num_classes"]:
         raise CheckpointError(f"{path}: model card has {card['num_classes']} classes but "
                               f"{len(card['classes'])} names and {len(card['palette'])} colours")
-    model = bisenet_lite(int(card["num_classes"]), tuple(card.get("widths", DEFAULT_WIDTHS)),
-                         int(card.get("context_channels", DEFAULT_CONTEXT)), card.get("inference_size"))
+    model = _build(arch, card)
     load_state_dict_strict(model, ckpt["state_dict"], str(path))
     return model.eval(), card
