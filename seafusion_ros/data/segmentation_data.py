@@ -7,11 +7,17 @@ size and kept in memory (216 frames at 240 x 320 are 50 MB), so epochs cost no d
 
 Training augmentation: colour jitter (brightness, contrast, saturation), horizontal flip, random scale
 0.75-2.0 of the base size, random crop (padding with ignore where the scaled image is smaller).
+
+A labelled data folder (``ROOT/rgb``, ``ROOT/thermal``, ``ROOT/labels``, e.g. ``mfnet_labelled``) is
+read through :func:`labelled_source`: its images (either camera, or a folder of fused images with the
+same stems), its class-id masks, and its train / validation stems from the data set's fixed split
+(:mod:`seafusion_ros.data.dataset_splits`), so validation frames are never trained on.
 """
 
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
@@ -20,6 +26,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
+from seafusion_ros.data.dataset_splits import SplitRule, is_labelled_layout, split_pairs
 from seafusion_ros.data.labels import IGNORE_INDEX
 from seafusion_ros.imaging.image_files import IMAGE_SUFFIXES, read_image
 
@@ -30,6 +37,43 @@ def list_images(folder: str | os.PathLike) -> dict[str, Path]:
     if not folder.is_dir():
         raise FileNotFoundError(f"not a directory: {folder}")
     return {p.stem: p for p in sorted(folder.iterdir()) if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES}
+
+
+LABELLED_INPUTS = ("rgb", "thermal")
+
+
+@dataclass(frozen=True)
+class LabelledSource:
+    """Images and masks of a labelled data folder, with its fixed train / validation stems."""
+
+    image_dir: Path
+    mask_dir: Path
+    train: list[str]
+    validation: list[str]
+    rule: SplitRule
+
+
+def labelled_source(root: str | os.PathLike, images: str | os.PathLike = "rgb") -> LabelledSource:
+    """The frames of the labelled layout ``ROOT/rgb``, ``ROOT/thermal``, ``ROOT/labels``.
+
+    ``images`` is ``rgb``, ``thermal`` (gray, read as three equal channels) or a folder of images with the
+    same stems (fused images). The stems are the camera pairs that have a label, split by
+    :func:`~seafusion_ros.data.dataset_splits.split_pairs` (whole sequences, never at random).
+    Raises FileNotFoundError when ROOT is not that layout, ValueError when no pair has a label.
+    """
+    root = Path(root)
+    if not is_labelled_layout(root):
+        raise FileNotFoundError(f"{root}: not a labelled data folder (expected rgb/, thermal/ and labels/)")
+    image_dir = root / images if str(images) in LABELLED_INPUTS else Path(images)
+    mask_dir = root / "labels"
+    labelled = set(list_images(mask_dir))
+    train_pairs, rule = split_pairs(root, "train")
+    validation_pairs, _ = split_pairs(root, "val")
+    train = sorted(p.stem for p in train_pairs if p.stem in labelled)
+    validation = sorted(p.stem for p in validation_pairs if p.stem in labelled)
+    if not train and not validation:
+        raise ValueError(f"{root}: no rgb/thermal pair has a label in {mask_dir}")
+    return LabelledSource(image_dir, mask_dir, train, validation, rule)
 
 
 def read_mask(path: str | os.PathLike, num_classes: int) -> np.ndarray:

@@ -1,9 +1,12 @@
 """Training the segmentation network (reference §4): SGD with momentum 0.9, weight decay 5e-4, linear
-warm-up then poly decay (power 0.9), heads at 10x the backbone's learning rate, OHEM main + 0.1 aux.
+warm-up then poly decay (power 0.9), heads at 10x the base learning rate, OHEM main + 0.1 aux. The
+backbone runs at ``backbone_lr_multiplier`` x the base rate: 1 for a network trained from scratch, lower
+for an ImageNet-pretrained backbone, whose features a few hundred frames should adjust, not overwrite.
 
 Each epoch adds one JSON line to ``log.jsonl`` (loss, learning rate, validation mIoU and per-class
-IoU, seconds) and rewrites ``last.pt`` (weights, optimiser, epoch) atomically; ``resume=True`` continues
-from it. Augmentation and shuffling are seeded per epoch, so a resumed run sees the same batches.
+IoU by class name, seconds) and rewrites ``last.pt`` (weights, optimiser, epoch) atomically;
+``resume=True`` continues from it. Augmentation and shuffling are seeded per epoch, so a resumed run
+sees the same batches.
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ from seafusion_ros.models.checkpoint import (
     read_checkpoint,
     save_checkpoint,
 )
-from seafusion_ros.models.segmentation import ARCH, BiSeNetLite, segmentation_card_fields
+from seafusion_ros.models.segmentation import SegmentationNet, segmentation_card_fields
 from seafusion_ros.training.ohem_loss import SemanticLoss
 
 LAST = "last.pt"
@@ -49,6 +52,7 @@ class SegmentationTrainConfig:
     warmup_start: float = 0.1
     power: float = 0.9
     head_lr_multiplier: float = 10.0
+    backbone_lr_multiplier: float = 1.0
     aux_weight: float = 0.1
     seed: int = 0
     device: str = "cpu"
@@ -63,19 +67,20 @@ def learning_rate_factor(iteration: int, total: int, config: SegmentationTrainCo
     return max(0.0, 1 - (iteration - warmup) / max(1, total - warmup)) ** config.power
 
 
-def make_optimizer(model: BiSeNetLite, config: SegmentationTrainConfig) -> torch.optim.SGD:
+def make_optimizer(model: SegmentationNet, config: SegmentationTrainConfig) -> torch.optim.SGD:
     heads = model.head_parameters()
     return torch.optim.SGD(
-        [{"params": list(model.backbone.parameters()), "lr_scale": 1.0},
+        [{"params": list(model.backbone.parameters()), "lr_scale": config.backbone_lr_multiplier},
          {"params": heads, "lr_scale": config.head_lr_multiplier}],
         lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay,
     )
 
 
 @torch.no_grad()
-def evaluate(model: BiSeNetLite, dataset: SegmentationDataset, device: str = "cpu",
-             batch_size: int = 4) -> dict[str, Any]:
-    """mIoU and per-class IoU of the argmax prediction over a dataset (255 ignored)."""
+def evaluate(model: SegmentationNet, dataset: SegmentationDataset, device: str = "cpu",
+             batch_size: int = 4, class_names: list[str] | None = None) -> dict[str, Any]:
+    """mIoU and per-class IoU of the argmax prediction over a dataset (255 ignored); the IoUs are a list
+    by class id, or a dict by name when ``class_names`` are given."""
     was_training = model.training
     model.eval()
     confusion = ConfusionAccumulator(model.num_classes)
@@ -83,7 +88,8 @@ def evaluate(model: BiSeNetLite, dataset: SegmentationDataset, device: str = "cp
         confusion.update(model(images.to(device)).argmax(1).cpu().numpy(), masks.numpy())
     model.train(was_training)
     scores = confusion.scores()
-    return {"miou": scores.miou, "iou": scores.iou}
+    iou = dict(zip(class_names, scores.iou, strict=True)) if class_names is not None else scores.iou
+    return {"miou": scores.miou, "iou": iou}
 
 
 def write_json_lines(path: Path, records: list[dict[str, Any]]) -> None:
@@ -91,7 +97,7 @@ def write_json_lines(path: Path, records: list[dict[str, Any]]) -> None:
     write_bytes_atomic(path, "".join(json.dumps(record) + "\n" for record in records).encode())
 
 
-def train_segmentation(model: BiSeNetLite, train_set: SegmentationDataset,
+def train_segmentation(model: SegmentationNet, train_set: SegmentationDataset,
                        val_set: SegmentationDataset | None, config: SegmentationTrainConfig,
                        out_dir: str | os.PathLike, model_card: dict[str, Any],
                        resume: bool = False, stop_after_epoch: int | None = None) -> list[dict[str, Any]]:
@@ -108,6 +114,7 @@ def train_segmentation(model: BiSeNetLite, train_set: SegmentationDataset,
         raise ValueError(f"model_card names {len(model_card['classes'])} classes, the model has {model.num_classes}")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    arch = segmentation_card_fields(model)["arch"]
     device = torch.device(config.device)
     model.to(device)
     optimizer = make_optimizer(model, config)
@@ -118,8 +125,8 @@ def train_segmentation(model: BiSeNetLite, train_set: SegmentationDataset,
         if not (out_dir / LAST).is_file():
             raise CheckpointError(f"--resume: no {LAST} in {out_dir}")
         state = read_checkpoint(out_dir / LAST)
-        if state.get("arch") != ARCH:
-            raise CheckpointError(f"{out_dir / LAST}: not a {ARCH} checkpoint")
+        if state.get("arch") != arch:
+            raise CheckpointError(f"{out_dir / LAST}: holds a '{state.get('arch')}' model, not a {arch} one")
         load_state_dict_strict(model, state["state_dict"], str(out_dir / LAST))
         optimizer.load_state_dict(state["optimizer"])
         start_epoch = int(state["epoch"])
@@ -155,10 +162,11 @@ def train_segmentation(model: BiSeNetLite, train_set: SegmentationDataset,
         record: dict[str, Any] = {"epoch": epoch + 1, "loss": float(np.mean(losses)),
                                   "lr": config.lr * factor, "seconds": seconds}
         if val_set is not None:
-            record.update({f"val_{k}": v for k, v in evaluate(model, val_set, config.device).items()})
+            scores = evaluate(model, val_set, config.device, class_names=list(model_card["classes"]))
+            record.update({f"val_{k}": v for k, v in scores.items()})
         history.append(record)
         write_json_lines(out_dir / LOG, history)
-        save_checkpoint(out_dir / LAST, model, ARCH, card,
+        save_checkpoint(out_dir / LAST, model, arch, card,
                         extra={"optimizer": optimizer.state_dict(), "epoch": epoch + 1, "history": history})
         tqdm.write(json.dumps(record))
         sys.stdout.flush()
@@ -167,5 +175,5 @@ def train_segmentation(model: BiSeNetLite, train_set: SegmentationDataset,
     final_card = dict(card)
     if history and "val_miou" in history[-1]:
         final_card["validation"] = {"miou": history[-1]["val_miou"], "iou": history[-1]["val_iou"]}
-    save_checkpoint(out_dir / FINAL, model.eval(), ARCH, final_card)
+    save_checkpoint(out_dir / FINAL, model.eval(), arch, final_card)
     return history
