@@ -206,6 +206,20 @@ def test_seed_and_seeds_are_exclusive(tmp_path, capsys):
     assert "not allowed with" in capsys.readouterr().err
 
 
+def test_box_mode_trains_the_pretrained_arch(small_data, tmp_path):
+    out = tmp_path / "pretrained"
+    argv = ["task", "--data", str(small_data), "--no-single", "--fused", f"released={small_data / 'fused'}",
+            "--arch", "bisenet_efficientnet_lite0", "--out", str(out), "--epochs", "1", "--batch-size", "2",
+            "--size", "48x64", "--threads", "1", "--no-progress"]
+    assert main(argv) == 0
+    state = read_checkpoint(out / "released" / "segmentation.pt")
+    assert state["arch"] == "bisenet_efficientnet_lite0"
+    assert state["model_card"]["train_config"]["backbone_lr_multiplier"] == 0.1  # the arch's default
+    report = json.loads((out / "task_driven.json").read_text())
+    assert set(report["inputs"]["released"]["box_ap50"]) == {"person", "bicycle", "car"}
+    assert list(report["inputs"]["released"]["iou"]) == ["background", "person", "bicycle", "car"]
+
+
 def test_box_labels_are_a_control_no_input_shaped(small_data, tmp_path):
     out = tmp_path / "box"
     argv = ["task", "--data", str(small_data), "--labels", "box", "--out", str(out), "--epochs", "1",

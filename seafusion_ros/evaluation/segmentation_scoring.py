@@ -7,6 +7,7 @@ Shared by task-driven evaluation and by the trainers' validation, so both report
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,7 @@ from seafusion_ros.evaluation.box_ap import average_precision, mask_detections
 from seafusion_ros.evaluation.object_contrast import ContrastAccumulator
 from seafusion_ros.evaluation.segmentation_metrics import ConfusionAccumulator
 from seafusion_ros.inference.colour import rgb_to_y
-from seafusion_ros.models.segmentation import BiSeNetLite
+from seafusion_ros.models.segmentation import SegmentationNet
 
 # Mask class k (1 person, 2 bicycle, 3 car) is YOLO class k - 1.
 BOX_CLASS_OF_MASK_CLASS = {1: 0, 2: 1, 3: 2}
@@ -51,13 +52,24 @@ def close_classes(mask: np.ndarray, classes: list[int], close_px: int) -> np.nda
 
 
 @torch.no_grad()
-def evaluate_segmentation(model: BiSeNetLite, dataset: SegmentationDataset,
+def evaluate_segmentation(model: SegmentationNet, dataset: SegmentationDataset,
                           boxes_dir: str | os.PathLike | None, scoring: BoxScoring = BoxScoring(),
-                          device: str = "cpu") -> dict[str, Any]:
+                          device: str = "cpu", class_names: Sequence[str] | None = None) -> dict[str, Any]:
     """mIoU / per-class IoU against the dataset's masks and, with ``boxes_dir``, box AP@0.5 per class and
-    the labelled objects' contrast in the input (``object_contrast``, grey levels)."""
+    the labelled objects' contrast in the input (``object_contrast``, grey levels).
+
+    The IoUs are keyed by ``class_names``, the model's classes in id order (its card's ``classes``); None
+    means the box classes. Names that do not fit the model are refused rather than zipped short, and box
+    AP needs the box classes (mask class k is YOLO class k - 1). ``label_pixels`` counts each class's
+    labelled pixels, so a reader can tell a class the labels lack from one the network missed.
+    """
+    names = list(BOX_CLASSES.names if class_names is None else class_names)
+    if len(names) != model.num_classes:
+        raise ValueError(f"{len(names)} class names {names} for a {model.num_classes}-class network"
+                         + (": pass its class_names" if class_names is None else ""))
+    if boxes_dir is not None and names != list(BOX_CLASSES.names):
+        raise ValueError(f"box AP needs a network of the box classes {list(BOX_CLASSES.names)}, not {names}")
     model.eval().to(device)
-    names = list(BOX_CLASSES.names)
     confusion = ConfusionAccumulator(model.num_classes)
     contrast = box_class_contrast()
     detections, truth = [], []
@@ -78,7 +90,8 @@ def evaluate_segmentation(model: BiSeNetLite, dataset: SegmentationDataset,
             truth.append(read_yolo_boxes(Path(boxes_dir) / f"{stem}.txt", *prediction.shape))
             contrast.update(y, mask.numpy(), truth[-1])
     scores = confusion.scores()
-    result: dict[str, Any] = {"miou": scores.miou, "iou": dict(zip(names, scores.iou, strict=False))}
+    result: dict[str, Any] = {"miou": scores.miou, "iou": dict(zip(names, scores.iou, strict=True)),
+                              "label_pixels": dict(zip(names, confusion.matrix.sum(axis=1).tolist(), strict=True))}
     if boxes_dir is not None:
         ap = {names[m]: average_precision(detections, truth, m, b)
               for m, b in BOX_CLASS_OF_MASK_CLASS.items()}
@@ -87,6 +100,16 @@ def evaluate_segmentation(model: BiSeNetLite, dataset: SegmentationDataset,
         result["box_map50"] = float(np.mean(present)) if present else None
         result["object_contrast"] = contrast.means()
     return result
+
+
+def over_present_classes(result: Mapping[str, Any]) -> dict[str, Any]:
+    """``result`` (of ``evaluate_segmentation``) scored over the classes its labels contain: an absent class's
+    IoU is None (any prediction of it is a false positive, so it would be 0 whatever the network learnt) and
+    the mIoU is the mean over the present classes, which such a 0 would only drag down."""
+    present = [name for name, count in result["label_pixels"].items() if count > 0]
+    iou = {name: value if name in present else None for name, value in result["iou"].items()}
+    values = [iou[name] for name in present]  # a labelled class always has a union, so an IoU
+    return {**result, "iou": iou, "miou": float(np.mean(values)) if values else None}
 
 
 def box_class_contrast() -> ContrastAccumulator:

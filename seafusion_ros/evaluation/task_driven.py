@@ -1,10 +1,12 @@
 """Task-driven evaluation (reference §5): train the same segmentation network on infrared-only,
 visible-only and fused images, then score each on the validation split.
 
-Two scores per input: mIoU on the pseudo-masks (weak labels, see ``pseudo_masks``) and, because the
-YOLO boxes are the real ground truth here, box AP at IoU 0.5 per class from the predicted masks'
-connected components (``box_ap``). Every input gets its own run folder (resumable); the results go
-to ``task_driven.json``, ``task_driven.md`` and one grouped bar chart ``task_driven.png``.
+Box mode (``run_task_driven``), two scores per input: mIoU on the pseudo-masks (weak labels, see
+``pseudo_masks``) and, because the YOLO boxes are the real ground truth there, box AP at IoU 0.5 per
+class from the predicted masks' connected components (``box_ap``); the results go to ``task_driven.json``,
+``task_driven.md`` and one grouped bar chart ``task_driven.png``. Labelled mode (``run_labelled``): IoU
+per class against real pixel labels, scored over the classes the validation labels contain
+(``seed_summary`` writes its table and chart). Every input gets its own run folder (resumable).
 """
 
 from __future__ import annotations
@@ -18,14 +20,21 @@ from typing import Any
 import numpy as np
 import torch
 
-from seafusion_ros.data.labels import BOX_CLASSES
+from seafusion_ros.data.labels import BOX_CLASSES, LabelSet
 from seafusion_ros.data.pseudo_masks import read_yolo_boxes
 from seafusion_ros.data.segmentation_data import SegmentationDataset
-from seafusion_ros.evaluation.segmentation_scoring import BoxScoring, box_class_contrast, evaluate_segmentation
+from seafusion_ros.evaluation.segmentation_scoring import (
+    BoxScoring,
+    box_class_contrast,
+    evaluate_segmentation,
+    over_present_classes,
+)
 from seafusion_ros.imaging.image_files import write_bytes_atomic
 from seafusion_ros.inference.colour import rgb_to_y
+from seafusion_ros.models.bisenet_efficientnet import ARCH as EFFICIENTNET_ARCH
+from seafusion_ros.models.bisenet_efficientnet import bisenet_efficientnet_lite0
 from seafusion_ros.models.checkpoint import read_checkpoint
-from seafusion_ros.models.segmentation import BiSeNetLite, bisenet_lite, load_segmentation_model
+from seafusion_ros.models.segmentation import ARCH, SegmentationNet, bisenet_lite, load_segmentation_model
 from seafusion_ros.training.segmentation_trainer import FINAL, LAST, SegmentationTrainConfig, train_segmentation
 
 
@@ -47,44 +56,56 @@ def intensity_target_contrast(ir_dir: Path, vis_dir: Path, mask_dir: Path, boxes
     return contrast.means()
 
 
+def build_network(arch: str, num_classes: int, size: tuple[int, int], pretrained: bool) -> SegmentationNet:
+    """An untrained network of ``arch``; ``pretrained`` reads the ImageNet backbone (a resumed run has its
+    weights in last.pt). ImportError naming the weights package when it is missing."""
+    if arch == EFFICIENTNET_ARCH:
+        return bisenet_efficientnet_lite0(num_classes, pretrained=pretrained, inference_size=size)
+    return bisenet_lite(num_classes, inference_size=size)
+
+
 def train_or_resume(name: str, image_dir: Path, mask_dir: Path, train_stems: list[str], out_dir: Path,
                     config: SegmentationTrainConfig, base_size: tuple[int, int],
-                    card: Mapping[str, Any]) -> BiSeNetLite:
+                    card: Mapping[str, Any], label_set: LabelSet = BOX_CLASSES,
+                    arch: str = ARCH) -> SegmentationNet:
     """Train one input's network in ``out_dir`` (skipped when finished, resumed when interrupted).
 
     A finished or interrupted run is only reused when it was trained on the same images with the same
     settings; otherwise ValueError names the differences (its scores would be reported under settings it
     was never trained with).
     """
-    settings = _run_settings(config, base_size, image_dir, len(train_stems), card.get("label_scheme", "warm"))
+    settings = _run_settings(config, base_size, image_dir, len(train_stems), card.get("label_scheme", "warm"), arch)
     earlier = next((path for path in (out_dir / FINAL, out_dir / LAST) if path.is_file()), None)
     if earlier is not None:
         _check_same_run(earlier, settings)
     if earlier == out_dir / FINAL:
         return load_segmentation_model(earlier)[0]
     torch.manual_seed(config.seed)
-    model = bisenet_lite(BOX_CLASSES.num_classes, inference_size=base_size)
-    train_set = SegmentationDataset(image_dir, mask_dir, BOX_CLASSES.num_classes, train_stems, base_size,
+    model = build_network(arch, label_set.num_classes, base_size, pretrained=earlier is None)
+    train_set = SegmentationDataset(image_dir, mask_dir, label_set.num_classes, train_stems, base_size,
                                     train=True, seed=config.seed)
-    full_card = {**card, **BOX_CLASSES.card(), "input": name, "images": settings["images"],
+    full_card = {**card, **label_set.card(), "input": name, "images": settings["images"],
                  "train_frames": settings["train_frames"], "label_scheme": settings["label_scheme"]}
-    train_segmentation(model, train_set, None, config, out_dir, full_card, resume=(out_dir / LAST).is_file())
+    train_segmentation(model, train_set, None, config, out_dir, full_card, resume=earlier is not None)
     return model
 
 
 def _run_settings(config: SegmentationTrainConfig, base_size: tuple[int, int], image_dir: Path,
-                  train_frames: int, label_scheme: str) -> dict[str, Any]:
+                  train_frames: int, label_scheme: str, arch: str) -> dict[str, Any]:
     """What makes two runs of one input the same experiment (device and progress bars do not)."""
     train = {k: v for k, v in asdict(config).items() if k not in ("device", "progress")}
     return {"train_config": train, "inference_size": list(base_size), "images": str(Path(image_dir).resolve()),
-            "train_frames": train_frames, "label_scheme": label_scheme}
+            "train_frames": train_frames, "label_scheme": label_scheme, "arch": arch}
 
 
 def _check_same_run(checkpoint: Path, wanted: Mapping[str, Any]) -> None:
-    card = read_checkpoint(checkpoint).get("model_card", {})
+    state = read_checkpoint(checkpoint)
+    card = state.get("model_card", {})
     trained = card.get("train_config", {})  # a key an older version did not record is not compared
     differences = [f"{key} {trained[key]!r} there, {value!r} now"
                    for key, value in wanted["train_config"].items() if key in trained and trained[key] != value]
+    if state.get("arch", ARCH) != wanted["arch"]:
+        differences.insert(0, f"arch {state.get('arch', ARCH)} there, {wanted['arch']} now")
     if card.get("inference_size", wanted["inference_size"]) != wanted["inference_size"]:
         differences.append(f"size {card['inference_size']} there, {wanted['inference_size']} now")
     recorded_images = Path(card.get("images", wanted["images"]))  # older versions: relative to an unknown cwd
@@ -103,7 +124,7 @@ def run_task_driven(inputs: Mapping[str, Path], mask_dir: Path, boxes_dir: Path,
                     val_stems: list[str], out_dir: Path, config: SegmentationTrainConfig,
                     base_size: tuple[int, int] = (240, 320), scoring: BoxScoring = BoxScoring(),
                     card: Mapping[str, Any] | None = None,
-                    pair_dirs: tuple[Path, Path] | None = None) -> dict[str, Any]:
+                    pair_dirs: tuple[Path, Path] | None = None, arch: str = ARCH) -> dict[str, Any]:
     """Train and score one network per input folder; write the table and the chart; return the results.
 
     With ``pair_dirs`` (the infrared and visible folders) the report also gives the object contrast of the
@@ -113,7 +134,7 @@ def run_task_driven(inputs: Mapping[str, Path], mask_dir: Path, boxes_dir: Path,
     results: dict[str, Any] = {}
     for name, image_dir in inputs.items():
         model = train_or_resume(name, image_dir, mask_dir, train_stems, out_dir / name, config, base_size,
-                                card or {})
+                                card or {}, arch=arch)
         val_set = SegmentationDataset(image_dir, mask_dir, BOX_CLASSES.num_classes, val_stems, base_size)
         results[name] = {"images": str(image_dir), **evaluate_segmentation(model, val_set, boxes_dir, scoring,
                                                                            config.device)}
@@ -125,6 +146,24 @@ def run_task_driven(inputs: Mapping[str, Path], mask_dir: Path, boxes_dir: Path,
                                                                         val_stems, base_size)
     write_report(report, out_dir)
     return report
+
+
+def run_labelled(inputs: Mapping[str, Path], mask_dir: Path, train_stems: list[str], val_stems: list[str],
+                 out_dir: Path, config: SegmentationTrainConfig, base_size: tuple[int, int], label_set: LabelSet,
+                 arch: str, card: Mapping[str, Any]) -> dict[str, Any]:
+    """One seed of the labelled mode: train (or reuse) one network per input folder in ``out_dir/NAME`` on
+    the real pixel labels and score it on the validation frames (``over_present_classes``); returns the
+    scores, which ``seed_summary.summarise_labelled`` combines over seeds into the one table."""
+    results: dict[str, Any] = {}
+    for name, image_dir in inputs.items():
+        model = train_or_resume(name, image_dir, mask_dir, train_stems, out_dir / name, config, base_size, card,
+                                label_set, arch)
+        val_set = SegmentationDataset(image_dir, mask_dir, label_set.num_classes, val_stems, base_size)
+        scores = evaluate_segmentation(model, val_set, None, device=config.device, class_names=label_set.names)
+        results[name] = {"images": str(image_dir), **over_present_classes(scores)}
+    return {"inputs": results, "classes": list(label_set.names), "validation_stems": len(val_stems),
+            "train_stems": len(train_stems), "size": list(base_size), "epochs": config.epochs, "arch": arch,
+            "backbone_lr_multiplier": config.backbone_lr_multiplier}
 
 
 def format_score(value: float | None) -> str:
@@ -196,9 +235,10 @@ def _bar_chart(report: dict[str, Any]) -> bytes:
 
 
 def bar_chart(values: Mapping[str, list[float | None]], title: str,
-              errors: Mapping[str, list[float | None]] | None = None) -> bytes:
-    """PNG bytes of grouped bars, one group per ``CHART_METRICS`` entry and one bar per input (with
-    optional error bars); a missing value draws as 0."""
+              errors: Mapping[str, list[float | None]] | None = None, groups: list[str] | None = None,
+              ylabel: str = "score (validation split)") -> bytes:
+    """PNG bytes of grouped bars, one group per ``groups`` entry (default ``CHART_METRICS``) and one bar per
+    input (with optional error bars); a missing value draws as 0, without an error bar."""
     import io
 
     import matplotlib
@@ -206,17 +246,18 @@ def bar_chart(values: Mapping[str, list[float | None]], title: str,
     matplotlib.use("Agg")
     from matplotlib import pyplot as plt
 
+    groups = CHART_METRICS if groups is None else groups
     width = 0.8 / max(1, len(values))
-    fig, axis = plt.subplots(figsize=(9, 4), dpi=100)
+    fig, axis = plt.subplots(figsize=(max(9.0, 1.1 * len(groups)), 4), dpi=100)
     for i, (name, scores) in enumerate(values.items()):
-        xs = np.arange(len(CHART_METRICS)) + (i - (len(values) - 1) / 2) * width
-        spread = None if errors is None else [0.0 if e is None else e for e in errors[name]]
+        xs = np.arange(len(groups)) + (i - (len(values) - 1) / 2) * width
+        spread = None if errors is None else [np.nan if e is None else e for e in errors[name]]
         axis.bar(xs, [0.0 if v is None else v for v in scores], width, yerr=spread, capsize=2, label=name)
-    axis.set_xticks(np.arange(len(CHART_METRICS)), CHART_METRICS)
+    axis.set_xticks(np.arange(len(groups)), groups)
     axis.set_ylim(0, 1)
-    axis.set_ylabel("score (validation split)")
+    axis.set_ylabel(ylabel)
     axis.set_title(title)
-    axis.legend()
+    axis.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0))  # outside: no bar is hidden behind it
     fig.tight_layout()
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png")
