@@ -120,3 +120,11 @@ def test_cli_trains_on_the_training_split_and_exports_a_documented_model(tmp_pat
     assert card["command"].endswith(" ".join(argv))
     assert set(card["validation"]["box_ap50"]) == {"person", "bicycle", "car"}
     assert main(argv) == 2 and "exists" in capsys.readouterr().err
+
+
+def test_a_last_batch_of_one_frame_is_dropped_not_fed_to_batch_norm(frames, tmp_path):
+    images, masks = frames
+    train = SegmentationDataset(images, masks, 4, STEMS[:5], SIZE, train=True, crop=(40, 56), seed=3)
+    config = SegmentationTrainConfig(epochs=2, batch_size=4, lr=0.01, warmup_iters=2, progress=False)
+    history = train_segmentation(bisenet_lite(4), train, None, config, tmp_path / "run", BOX_CLASSES.card())
+    assert len(history) == 2 and all(h["loss"] == h["loss"] for h in history)

@@ -142,7 +142,10 @@ def train_segmentation(model: SegmentationNet, train_set: SegmentationDataset,
         started = time.perf_counter()
         model.train()
         train_set.set_epoch(epoch)
-        loader = DataLoader(train_set, batch_size=config.batch_size, shuffle=True, drop_last=False,
+        # a last batch of one image cannot be batch-normalised in training mode: it is dropped (reshuffled
+        # every epoch, so every frame still trains)
+        lone_last = len(train_set) % config.batch_size == 1 and len(train_set) > 1
+        loader = DataLoader(train_set, batch_size=config.batch_size, shuffle=True, drop_last=lone_last,
                             generator=torch.Generator().manual_seed(config.seed * 1000 + epoch))
         losses = []
         bar = tqdm(loader, desc=f"segmentation epoch {epoch + 1}/{config.epochs}",
