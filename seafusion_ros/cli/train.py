@@ -9,12 +9,12 @@ import argparse
 import logging
 import shlex
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
 from seafusion_ros.cli import interrupts
+from seafusion_ros.cli.data_sources import data_source
 from seafusion_ros.cli.number_arguments import (
     fraction,
     int_at_least,
@@ -34,29 +34,6 @@ from seafusion_ros.training.fusion_trainer import FusionTrainConfig, FusionTrain
 
 RUN_FILES = ("last.pt", "model.pt", "history.jsonl")
 PROG = "seafusion-train"
-
-
-@dataclass(frozen=True)
-class DataSource:
-    """One ``--data`` argument: a data folder and how often its pairs are drawn relative to others'."""
-
-    root: Path
-    weight: float = 1.0
-
-
-def data_source(text: str) -> DataSource:
-    """``PATH`` or ``PATH:WEIGHT`` (a folder whose own name ends in ``:NUMBER`` is taken as a path)."""
-    path, sep, weight = text.rpartition(":")
-    if sep and not Path(text).exists():
-        try:
-            value = float(weight)
-        except ValueError:
-            value = None
-        if value is not None:
-            if not value > 0 or value != value or value == float("inf"):
-                raise argparse.ArgumentTypeError(f"weight of {path!r} must be a positive number, got {weight!r}")
-            return DataSource(Path(path), value)
-    return DataSource(Path(text))
 
 
 def build_parser() -> argparse.ArgumentParser:

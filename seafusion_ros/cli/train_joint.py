@@ -23,6 +23,7 @@ from pathlib import Path
 import torch
 
 from seafusion_ros.cli import interrupts
+from seafusion_ros.cli.data_sources import data_source
 from seafusion_ros.cli.number_arguments import (
     fraction,
     int_at_least,
@@ -38,7 +39,6 @@ from seafusion_ros.cli.output_checks import (
     os_error_message,
 )
 from seafusion_ros.cli.size_argument import parse_size
-from seafusion_ros.cli.train import data_source
 from seafusion_ros.cli.train_segmentation import DEFAULT_BACKBONE_LR_SCALE
 from seafusion_ros.data.msrs_split import VALIDATION_FRAME_RANGES
 from seafusion_ros.imaging.image_files import write_bytes_atomic
