@@ -15,12 +15,18 @@ from seafusion_ros.weights import DEFAULT_FUSION_WEIGHTS, DEFAULT_SEGMENTATION_W
 
 def test_bundled_fusion_model_loads_with_its_model_card():
     _, card = load_fusion_model(DEFAULT_FUSION_WEIGHTS)
-    assert card["command"].startswith("seafusion-train --joint ")  # retrained jointly (reference §4)
-    assert card["train_frames"] == 216 and card["split_validation_frames"] == 49
-    assert [r["beta"] for r in card["log"]] == [0.0, 0.1, 0.2, 0.3]
-    start = card["initialised_from"]["model_card"]  # the content-loss model the joint run started from
-    assert start["training_command"].startswith("seafusion-train --data")
-    assert {"released", "joint"} <= set(card["validation_seafusion_eval"])
+    # fine-tuned on several cameras, each split by its own rule, from the jointly trained MSRS model
+    assert card["training_command"].startswith("seafusion-train --data")
+    assert [(s["name"], s["family"]) for s in card["training_data"]][:2] == [("msrs_dev", "msrs"),
+                                                                         ("roadscene_train", "roadscene")]
+    assert card["training_data"][0]["val_pairs"] == 49 and card["training_data"][1]["val_pairs"] == 34
+    joint = card["initialised_from"]["model_card"]
+    assert joint["command"].startswith("seafusion-train --joint ")  # reference section 4
+    assert [r["beta"] for r in joint["log"]] == [0.0, 0.1, 0.2, 0.3]
+    results = card["validation_seafusion_eval"]["results"]
+    for data_set in ("msrs_dev", "roadscene_train"):  # like for like: each output mode against the same mode
+        assert set(results[data_set]) == {"none", "minmax"}
+        assert {"this model", "released"} <= set(results[data_set]["none"])
     assert DEFAULT_FUSION_WEIGHTS.with_suffix(".md").is_file()
 
 
