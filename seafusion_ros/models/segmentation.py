@@ -29,27 +29,25 @@ from __future__ import annotations
 import os
 from typing import Any
 
-import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
 from seafusion_ros.models.bisenet_efficientnet import ARCH as EFFICIENTNET_ARCH
 from seafusion_ros.models.bisenet_efficientnet import BiSeNetEfficientNet, bisenet_efficientnet_lite0
 from seafusion_ros.models.checkpoint import CheckpointError, load_state_dict_strict, read_checkpoint
+from seafusion_ros.models.segmentation_blocks import (
+    AttentionRefinement,
+    BiSeNetBase,
+    ConvBNReLU,
+    FeatureFusion,
+    SegmentationHead,
+    resize,
+)
 
 ARCH = "bisenet_lite"
 ARCHS = (ARCH, EFFICIENTNET_ARCH)
 DEFAULT_WIDTHS = (16, 32, 64, 96, 128)
 DEFAULT_CONTEXT = 64
-
-
-class ConvBNReLU(nn.Sequential):
-    def __init__(self, cin: int, cout: int, kernel: int = 3, stride: int = 1) -> None:
-        super().__init__(
-            nn.Conv2d(cin, cout, kernel, stride=stride, padding=kernel // 2, bias=False),
-            nn.BatchNorm2d(cout),
-            nn.ReLU(inplace=True),
-        )
 
 
 class ResidualBlock(nn.Module):
@@ -87,46 +85,7 @@ class Backbone(nn.Module):
         return f8, f16, self.stage32(f16)
 
 
-class AttentionRefinement(nn.Module):
-    """3x3 conv, then a channel attention vector from global pooling re-weights the features."""
-
-    def __init__(self, cin: int, cout: int) -> None:
-        super().__init__()
-        self.conv = ConvBNReLU(cin, cout)
-        self.attention = nn.Sequential(nn.Conv2d(cout, cout, 1, bias=False), nn.BatchNorm2d(cout),
-                                       nn.Sigmoid())
-
-    def forward(self, x: Tensor) -> Tensor:
-        x = self.conv(x)
-        return x * self.attention(F.adaptive_avg_pool2d(x, 1))
-
-
-class FeatureFusion(nn.Module):
-    """Concatenate spatial (1/8) and context features, 1x1 conv, then a squeeze-excite style residual."""
-
-    def __init__(self, cin: int, cout: int) -> None:
-        super().__init__()
-        self.conv = ConvBNReLU(cin, cout, kernel=1)
-        self.attention = nn.Sequential(
-            nn.Conv2d(cout, cout // 4, 1), nn.ReLU(inplace=True), nn.Conv2d(cout // 4, cout, 1), nn.Sigmoid()
-        )
-
-    def forward(self, spatial: Tensor, context: Tensor) -> Tensor:
-        x = self.conv(torch.cat((spatial, context), dim=1))
-        return x + x * self.attention(F.adaptive_avg_pool2d(x, 1))
-
-
-class Head(nn.Sequential):
-    def __init__(self, cin: int, mid: int, num_classes: int) -> None:
-        super().__init__(ConvBNReLU(cin, mid), nn.Conv2d(mid, num_classes, 1))
-
-
-def _resize(x: Tensor, like: Tensor | tuple[int, int]) -> Tensor:
-    size = like if isinstance(like, tuple) else like.shape[-2:]
-    return F.interpolate(x, size=size, mode="bilinear", align_corners=False)
-
-
-class BiSeNetLite(nn.Module):
+class BiSeNetLite(BiSeNetBase):
     """See the module docstring. ``num_classes`` includes background (class 0)."""
 
     def __init__(self, num_classes: int, widths: tuple[int, ...] = DEFAULT_WIDTHS,
@@ -148,31 +107,18 @@ class BiSeNetLite(nn.Module):
         self.smooth32 = ConvBNReLU(context, context)
         self.smooth16 = ConvBNReLU(context, context)
         self.fusion = FeatureFusion(w8 + context, 2 * context)
-        self.head = Head(2 * context, context, num_classes)
-        self.aux_head = Head(context, context // 2, num_classes)
+        self.head = SegmentationHead(2 * context, context, num_classes)
+        self.aux_head = SegmentationHead(context, context // 2, num_classes)
 
     def logits_and_aux(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """(main, auxiliary) logits at the input size, whatever the mode."""
         f8, f16, f32 = self.backbone(x)
         ctx32 = self.refine32(f32) + self.global_context(F.adaptive_avg_pool2d(f32, 1))
-        ctx16 = self.refine16(f16) + self.smooth32(_resize(ctx32, f16))
-        main = self.head(self.fusion(f8, self.smooth16(_resize(ctx16, f8))))
+        ctx16 = self.refine16(f16) + self.smooth32(resize(ctx32, f16))
+        main = self.head(self.fusion(f8, self.smooth16(resize(ctx16, f8))))
         aux = self.aux_head(ctx16)
         size = (x.shape[-2], x.shape[-1])
-        return _resize(main, size), _resize(aux, size)
-
-    def forward(self, x: Tensor) -> Tensor | tuple[Tensor, Tensor]:
-        if self.training:
-            return self.logits_and_aux(x)
-        size = (x.shape[-2], x.shape[-1])
-        if self.inference_size is None or self.inference_size == size:
-            return self.logits_and_aux(x)[0]
-        return _resize(self.logits_and_aux(_resize(x, self.inference_size))[0], size)
-
-    def head_parameters(self) -> list[nn.Parameter]:
-        """Everything outside the backbone: trained at 10x the backbone's learning rate (reference §4)."""
-        backbone = {id(p) for p in self.backbone.parameters()}
-        return [p for p in self.parameters() if id(p) not in backbone]
+        return resize(main, size), resize(aux, size)
 
 
 def bisenet_lite(num_classes: int, widths: tuple[int, ...] = DEFAULT_WIDTHS, context: int = DEFAULT_CONTEXT,
