@@ -25,8 +25,8 @@ import numpy as np
 import torch
 
 from seafusion_ros.data.dataset_splits import split_pairs
-from seafusion_ros.data.pair_dataset import _to_unit_ir
-from seafusion_ros.imaging.image_files import read_image
+from seafusion_ros.data.pair_dataset import to_unit_ir
+from seafusion_ros.imaging.image_files import read_image, write_bytes_atomic
 from seafusion_ros.inference.colour import rgb_to_y
 from seafusion_ros.training.content_loss import sobel_magnitude
 
@@ -39,7 +39,7 @@ COLUMNS = ("ir mean", "ir sd", "vis mean", "vis sd", "ir>=vis", "ir sat", "ir |g
 
 def pair_statistics(ir_path: Path, visible_path: Path) -> dict[str, float]:
     """The statistics of one pair, infrared and visible luminance on the 0-255 scale."""
-    ir = torch.from_numpy(_to_unit_ir(read_image(ir_path, color=False))).float()[None, None] / 255
+    ir = torch.from_numpy(to_unit_ir(read_image(ir_path, color=False))).float()[None, None] / 255
     rgb = torch.from_numpy(read_image(visible_path, color=True)[:, :, ::-1].copy()).permute(2, 0, 1)[None]
     vis = rgb_to_y(rgb.float() / 255)
     ir_grad, vis_grad = sobel_magnitude(ir), sobel_magnitude(vis)
@@ -69,8 +69,7 @@ def main() -> None:
     for name, row in results.items():
         cells = [f"{row[c]:.1f}" if "mean" in c or "sd" in c or "|grad|" in c else f"{row[c]:.2f}" for c in COLUMNS]
         print(f"| {name} | {row['pairs']} | {' | '.join(cells)} |")
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(results, indent=2) + "\n")
+    write_bytes_atomic(RESULTS, (json.dumps(results, indent=2) + "\n").encode())
     print(f"wrote {RESULTS}")
 
 

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import platform
 import statistics
 import sys
@@ -36,6 +35,7 @@ import numpy as np
 import torch
 
 from seafusion_ros.data.synthetic_scene import render_frame
+from seafusion_ros.imaging.image_files import write_bytes_atomic
 from seafusion_ros.inference.colour import rgb_to_ycrcb, ycrcb_to_rgb
 from seafusion_ros.inference.device import resolve_device
 from seafusion_ros.inference.engine import FusionEngine
@@ -263,10 +263,7 @@ def main() -> None:
         for key, value in node.items():
             if key != "diagnostics":
                 print(f"  {key:32} {value}")
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    tmp_json = args.json.with_suffix(".json.tmp")
-    tmp_json.write_text(json.dumps(result, indent=2))
-    os.replace(tmp_json, args.json)
+    write_bytes_atomic(args.json, json.dumps(result, indent=2).encode())
     print(f"wrote {args.json}")
 
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import platform
 import statistics
 import time
@@ -28,6 +27,7 @@ import torch
 from torch import nn
 
 from seafusion_ros.data.labels import MSRS_CLASSES
+from seafusion_ros.imaging.image_files import write_bytes_atomic
 from seafusion_ros.inference.device import cpu_has_fast_bf16
 from seafusion_ros.models.bisenet_efficientnet import bisenet_efficientnet_lite0
 from seafusion_ros.models.segmentation import bisenet_lite
@@ -118,10 +118,7 @@ def main() -> None:
     result = {"device": "cpu", "cpu": platform.processor() or platform.machine(), "threads": torch.get_num_threads(),
               "torch": str(torch.__version__), "bf16_native": cpu_has_fast_bf16(), "runs": args.runs,
               "warmup": args.warmup, "results": rows}
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    tmp_json = args.json.with_suffix(".json.tmp")
-    tmp_json.write_text(json.dumps(result, indent=2))
-    os.replace(tmp_json, args.json)
+    write_bytes_atomic(args.json, json.dumps(result, indent=2).encode())
     print(f"wrote {args.json}")
 
 

@@ -33,7 +33,7 @@ class PairBatch:
     infrared: Tensor
 
 
-def _to_unit_ir(ir: np.ndarray) -> np.ndarray:
+def to_unit_ir(ir: np.ndarray) -> np.ndarray:
     """8-bit infrared as is; 16-bit through the engine's default thermal gain, as inference sees it."""
     if ir.dtype == np.uint8:
         return ir
@@ -82,7 +82,7 @@ class PairCropDataset:
         self.visible, self.infrared = [], []
         for pair in pairs:
             visible = read_image(pair.visible, color=True)[:, :, ::-1]
-            infrared = _to_unit_ir(read_image(pair.ir, color=False))
+            infrared = to_unit_ir(read_image(pair.ir, color=False))
             if visible.shape[:2] != infrared.shape:
                 raise ValueError(f"pair {pair.stem}: infrared {infrared.shape} and visible {visible.shape[:2]} "
                                  "differ")
