@@ -21,8 +21,8 @@ from seafusion_ros.models.segmentation import bisenet_lite
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 LABELLED = SHARED / "data" / "mfnet_labelled"
 RELEASED = SHARED / "weights" / "seafusion_official_fusion.pth"
-TRAIN = ["00105D", "00121D", "00129D", "00705N", "00729N", "00749N"]  # sequences 001xx and 007xx train
-VALIDATION = ["00503D", "00515D", "01149N"]  # sequences 005xx and 011xx validate; none has guardrail
+TRAIN = ["00105D", "00121D", "00129D", "01105N", "01129N", "01149N"]  # sequences 001xx and 011xx train
+VALIDATION = ["00503D", "00515D", "00749N"]  # sequences 005xx and 007xx validate; none has guardrail
 NAMES = list(MSRS_CLASSES.names)
 SIZE = (48, 64)
 

@@ -106,7 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
     source.add_argument("--data", type=Path, help="box mode: folder with ir/, vi/ and detection_yolo/ (msrs_dev)")
     source.add_argument("--labelled", type=Path, metavar="DATA",
                         help="labelled mode: folder with thermal/, rgb/ and labels/ (class ids 0-8, the 9 MSRS "
-                             "classes), e.g. mfnet_labelled; split by sequence (00501-00550 and 01101-01150 "
+                             "classes), e.g. mfnet_labelled; split by sequence (00501-00550 and 00701-00750 "
                              "validate)")
     p.add_argument("--fused", action="append", type=_named_dir, default=[], metavar="NAME=DIR",
                    help="fused images of one method (same stems; with --labelled all labelled frames); repeat to "
