@@ -223,7 +223,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return 2
     pretrained = args.arch == EFFICIENTNET_ARCH
-    normalisation = "ImageNet mean/std applied inside the network" if pretrained else "no mean/std"
+    normalisation = ("the backbone's (pixel - 127) / 128 scaling applied inside the network" if pretrained
+                     else "no mean/std")
     command = "python -m seafusion_ros.cli.train_segmentation " + shlex.join(argv)
     card: dict[str, Any] = {
         "name": args.name or DEFAULT_NAME[args.arch],
