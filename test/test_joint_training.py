@@ -75,7 +75,6 @@ def test_initial_fusion_weights_are_used_and_recorded(small_data, tmp_path, rand
     assert card["initialised_from"]["model_card"]["name"] == "random test model"
 
 
-BUNDLED_SEGMENTER = Path(__file__).resolve().parents[1] / "seafusion_ros" / "weights" / "segmentation_default.pt"
 TINY = ["--fusion-epochs", "1", "--seg-epochs", "1", "--batch-size", "2", "--seg-batch-size", "2", "--size", "48x64",
         "--crop", "32", "--threads", "1", "--no-progress"]
 
@@ -87,18 +86,30 @@ def test_round_one_needs_a_segmenter_for_a_semantic_loss(small_data, tmp_path, c
     assert not out.exists()  # refused before anything is written
 
 
-def test_a_trained_segmenter_gives_round_one_its_semantic_loss(small_data, tmp_path):
+@pytest.fixture
+def box_segmenter(tmp_path) -> Path:
+    """A small segmenter of the box classes (background, person, bicycle, car) for a run to start from."""
+    from seafusion_ros.data.labels import BOX_CLASSES
+    from seafusion_ros.models.checkpoint import save_checkpoint
+    from seafusion_ros.models.segmentation import ARCH, bisenet_lite, segmentation_card_fields
+
+    torch.manual_seed(0)
+    model = bisenet_lite(BOX_CLASSES.num_classes, widths=(8, 16, 24, 32, 48), context=32)
+    return save_checkpoint(tmp_path / "box4.pt", model, ARCH, {**BOX_CLASSES.card(), **segmentation_card_fields(model)})
+
+
+def test_an_initial_segmenter_gives_round_one_its_semantic_loss(small_data, box_segmenter, tmp_path):
     out = tmp_path / "joint"
     assert main(["--data", str(small_data), "--out", str(out), "--rounds", "1", "--betas", "0.5",
-                 "--init-segmentation", str(BUNDLED_SEGMENTER), *TINY]) == 0
+                 "--init-segmentation", str(box_segmenter), *TINY]) == 0
     log = [json.loads(line) for line in (out / "joint_log.jsonl").read_text().splitlines()]
     assert log[0]["beta"] == 0.5 and log[0]["fusion"]["semantic"] > 0.0
-    bundled, _ = load_segmentation_model(BUNDLED_SEGMENTER)
+    initial, _ = load_segmentation_model(box_segmenter)
     tuned, card = load_segmentation_model(out / "segmentation_joint.pt")
-    assert card["segmentation_initialised_from"]["path"] == str(BUNDLED_SEGMENTER)
+    assert card["segmentation_initialised_from"]["path"] == str(box_segmenter)
     assert card["inference_size"] == [48, 64]
-    changed = [n for n, v in bundled.state_dict().items() if not torch.equal(v, tuned.state_dict()[n])]
-    assert changed and set(tuned.state_dict()) == set(bundled.state_dict())  # trained on from the bundled one
+    changed = [n for n, v in initial.state_dict().items() if not torch.equal(v, tuned.state_dict()[n])]
+    assert changed and set(tuned.state_dict()) == set(initial.state_dict())  # trained on from the initial one
 
 
 def test_a_segmenter_of_other_classes_is_refused(small_data, tmp_path, capsys):
@@ -187,10 +198,11 @@ def test_labelled_run_scores_every_class_by_name(small_data, small_labelled, tmp
     assert weights == {small_data.name: (1.0, 4), small_labelled.name: (2.0, 4)}
 
 
-def test_labelled_run_refuses_a_segmenter_of_the_box_classes(small_data, small_labelled, tmp_path, capsys):
+def test_labelled_run_refuses_a_segmenter_of_the_box_classes(small_data, small_labelled, box_segmenter, tmp_path,
+                                                             capsys):
     out = tmp_path / "joint"
     assert main(["--data", str(small_data), "--labelled", str(small_labelled), "--out", str(out), "--rounds", "1",
-                 "--init-segmentation", str(BUNDLED_SEGMENTER), *TINY]) == 2
+                 "--init-segmentation", str(box_segmenter), *TINY]) == 2
     assert "but joint training labels ['unlabelled', 'car', 'person'" in capsys.readouterr().err
     assert not out.exists()
 
