@@ -9,6 +9,7 @@ import torch
 from seafusion_ros.data.labels import BOX_CLASSES
 from seafusion_ros.data.pseudo_masks import write_pseudo_masks
 from seafusion_ros.data.segmentation_data import SegmentationDataset, read_mask
+from seafusion_ros.models.checkpoint import CheckpointError
 from seafusion_ros.models.segmentation import bisenet_lite, load_segmentation_model
 from seafusion_ros.training.ohem_loss import SemanticLoss
 from seafusion_ros.training.segmentation_trainer import SegmentationTrainConfig, train_segmentation
@@ -128,3 +129,23 @@ def test_a_last_batch_of_one_frame_is_dropped_not_fed_to_batch_norm(frames, tmp_
     config = SegmentationTrainConfig(epochs=2, batch_size=4, lr=0.01, warmup_iters=2, progress=False)
     history = train_segmentation(bisenet_lite(4), train, None, config, tmp_path / "run", BOX_CLASSES.card())
     assert len(history) == 2 and all(h["loss"] == h["loss"] for h in history)
+
+
+def test_adamw_trains_the_same_groups_and_resume_keeps_the_optimiser(frames, tmp_path):
+    torch.manual_seed(0)
+    train, plain = _sets(frames)
+    model = bisenet_lite(4)
+    before = _loss(model, plain)
+    config = SegmentationTrainConfig(epochs=8, batch_size=3, lr=1e-3, head_lr_multiplier=1.0, warmup_iters=2,
+                                     optimizer="adamw", progress=False)
+    train_segmentation(model, train, None, config, tmp_path / "run", BOX_CLASSES.card(), stop_after_epoch=4)
+    with pytest.raises(CheckpointError, match="trained with adamw, not sgd"):
+        train_segmentation(bisenet_lite(4), train, None, _config(8), tmp_path / "run", BOX_CLASSES.card(),
+                           resume=True)
+    train_segmentation(model, train, None, config, tmp_path / "run", BOX_CLASSES.card(), resume=True)
+    assert _loss(model, plain) < 0.8 * before
+    _, card = load_segmentation_model(tmp_path / "run" / "segmentation.pt")
+    assert card["train_config"]["optimizer"] == "adamw"
+    with pytest.raises(ValueError, match="optimizer must be one of sgd, adamw"):
+        train_segmentation(bisenet_lite(4), train, None, SegmentationTrainConfig(optimizer="adam", progress=False),
+                           tmp_path / "other", BOX_CLASSES.card())

@@ -48,7 +48,7 @@ from seafusion_ros.models.checkpoint import read_checkpoint
 from seafusion_ros.models.segmentation import ARCH, ARCHS
 from seafusion_ros.training.content_loss import DEFAULT_ALPHA, MIN_CROP
 from seafusion_ros.training.joint_training import JointConfig, run_joint_training
-from seafusion_ros.training.segmentation_trainer import SegmentationTrainConfig
+from seafusion_ros.training.segmentation_trainer import OPTIMIZERS, SegmentationTrainConfig
 
 PROG = "seafusion-train --joint"
 
@@ -102,6 +102,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seg-epochs", type=positive_int, default=40, help="segmentation epochs per round")
     p.add_argument("--seg-batch-size", type=positive_int, default=8)
     p.add_argument("--seg-lr", type=positive_float, default=0.01)
+    p.add_argument("--seg-optimizer", choices=OPTIMIZERS, default="sgd",
+                   help="segmentation optimiser: sgd (the reference recipe) or adamw (e.g. with --seg-lr 1e-4 "
+                        "--backbone-lr-scale 1)")
     p.add_argument("--size", type=parse_size, default=(240, 320),
                    help="segmentation working size HxW (fusion always trains and is scored at native size)")
     p.add_argument("--init-fusion", type=Path, help="start the fusion network from these weights")
@@ -160,7 +163,8 @@ def main(argv: list[str] | None = None) -> int:
         size=args.size, seg_arch=seg_arch, labelled=str(args.labelled.resolve()) if args.labelled else None,
         seed=args.seed, device=args.device, progress=progress,
         segmentation=SegmentationTrainConfig(epochs=args.seg_epochs, batch_size=args.seg_batch_size,
-                                             lr=args.seg_lr, backbone_lr_multiplier=backbone_lr_scale,
+                                             lr=args.seg_lr, optimizer=args.seg_optimizer,
+                                             backbone_lr_multiplier=backbone_lr_scale,
                                              seed=args.seed, device=args.device, progress=progress))
     card = {"command": "seafusion-train --joint " + shlex.join(argv),
             "data": [str(s.root) if s.weight == 1 else f"{s.root}:{s.weight:g}" for s in args.data],

@@ -3,6 +3,10 @@ warm-up then poly decay (power 0.9), heads at 10x the base learning rate, OHEM m
 backbone runs at ``backbone_lr_multiplier`` x the base rate: 1 for a network trained from scratch, lower
 for an ImageNet-pretrained backbone, whose features a few hundred frames should adjust, not overwrite.
 
+``optimizer="adamw"`` swaps SGD for AdamW (same groups, warm-up and decay, decoupled weight decay): the
+paper's SGD recipe is made for tens of thousands of steps, and a hundred labelled frames give a few
+hundred, in which Adam's per-weight step sizes get further.
+
 Each epoch adds one JSON line to ``log.jsonl`` (loss, learning rate, validation mIoU and per-class
 IoU by class name, seconds) and rewrites ``last.pt`` (weights, optimiser, epoch) atomically;
 ``resume=True`` continues from it. Augmentation and shuffling are seeded per epoch, so a resumed run
@@ -36,6 +40,7 @@ from seafusion_ros.models.checkpoint import (
 from seafusion_ros.models.segmentation import SegmentationNet, segmentation_card_fields
 from seafusion_ros.training.ohem_loss import SemanticLoss
 
+OPTIMIZERS = ("sgd", "adamw")
 LAST = "last.pt"
 FINAL = "segmentation.pt"
 LOG = "log.jsonl"
@@ -54,6 +59,7 @@ class SegmentationTrainConfig:
     head_lr_multiplier: float = 10.0
     backbone_lr_multiplier: float = 1.0
     aux_weight: float = 0.1
+    optimizer: str = "sgd"
     seed: int = 0
     device: str = "cpu"
     progress: bool = True
@@ -67,13 +73,15 @@ def learning_rate_factor(iteration: int, total: int, config: SegmentationTrainCo
     return max(0.0, 1 - (iteration - warmup) / max(1, total - warmup)) ** config.power
 
 
-def make_optimizer(model: SegmentationNet, config: SegmentationTrainConfig) -> torch.optim.SGD:
-    heads = model.head_parameters()
-    return torch.optim.SGD(
-        [{"params": list(model.backbone.parameters()), "lr_scale": config.backbone_lr_multiplier},
-         {"params": heads, "lr_scale": config.head_lr_multiplier}],
-        lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay,
-    )
+def make_optimizer(model: SegmentationNet, config: SegmentationTrainConfig) -> torch.optim.Optimizer:
+    """SGD or AdamW over two groups, the backbone and the heads, each with its multiple of the base rate."""
+    groups = [{"params": list(model.backbone.parameters()), "lr_scale": config.backbone_lr_multiplier},
+              {"params": model.head_parameters(), "lr_scale": config.head_lr_multiplier}]
+    if config.optimizer == "adamw":
+        return torch.optim.AdamW(groups, lr=config.lr, weight_decay=config.weight_decay)
+    if config.optimizer != "sgd":
+        raise ValueError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {config.optimizer!r}")
+    return torch.optim.SGD(groups, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
 
 
 @torch.no_grad()
@@ -127,6 +135,9 @@ def train_segmentation(model: SegmentationNet, train_set: SegmentationDataset,
         state = read_checkpoint(out_dir / LAST)
         if state.get("arch") != arch:
             raise CheckpointError(f"{out_dir / LAST}: holds a '{state.get('arch')}' model, not a {arch} one")
+        recorded = state.get("model_card", {}).get("train_config", {}).get("optimizer", "sgd")
+        if recorded != config.optimizer:
+            raise CheckpointError(f"{out_dir / LAST}: trained with {recorded}, not {config.optimizer}")
         load_state_dict_strict(model, state["state_dict"], str(out_dir / LAST))
         optimizer.load_state_dict(state["optimizer"])
         start_epoch = int(state["epoch"])
