@@ -3,6 +3,11 @@ warm-up then poly decay (power 0.9), heads at 10x the base learning rate, OHEM m
 backbone runs at ``backbone_lr_multiplier`` x the base rate: 1 for a network trained from scratch, lower
 for an ImageNet-pretrained backbone, whose features a few hundred frames should adjust, not overwrite.
 
+After the last epoch (and before each validation) the running statistics of the BatchNorm layers that
+train are recomputed exactly over the training frames at their base size. The running averages kept during
+a few hundred steps trail a network that is still changing; with them, a network trained on infrared alone
+scored mIoU 0.02 on the validation frames, with the recomputed ones 0.13.
+
 ``optimizer="adamw"`` swaps SGD for AdamW (same groups, warm-up and decay, decoupled weight decay): the
 paper's SGD recipe is made for tens of thousands of steps, and a hundred labelled frames give a few
 hundred, in which Adam's per-weight step sizes get further.
@@ -25,6 +30,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch import nn
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
@@ -98,6 +104,31 @@ def evaluate(model: SegmentationNet, dataset: SegmentationDataset, device: str =
     scores = confusion.scores()
     iou = dict(zip(class_names, scores.iou, strict=True)) if class_names is not None else scores.iou
     return {"miou": scores.miou, "iou": iou}
+
+
+@torch.no_grad()
+def recalibrate_batch_norm(model: SegmentationNet, dataset: SegmentationDataset, batch_size: int,
+                           device: str = "cpu") -> int:
+    """Set the running mean and variance of each BatchNorm layer that trains (frozen ones are left alone) to
+    their average over ``dataset``'s frames at base size, without augmentation; returns the layers set."""
+    was_training, was_augmenting = model.training, dataset.train
+    model.train()
+    layers = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.training]
+    momenta = [layer.momentum for layer in layers]
+    for layer in layers:
+        layer.reset_running_stats()
+        layer.momentum = None  # cumulative average over the batches
+    dataset.train = False
+    try:
+        lone_last = len(dataset) % batch_size == 1 and len(dataset) > 1
+        for images, _ in DataLoader(dataset, batch_size=batch_size, shuffle=False, drop_last=lone_last):
+            model.logits_and_aux(images.to(device))
+    finally:
+        dataset.train = was_augmenting
+        for layer, momentum in zip(layers, momenta, strict=True):
+            layer.momentum = momentum
+        model.train(was_training)
+    return len(layers)
 
 
 def write_json_lines(path: Path, records: list[dict[str, Any]]) -> None:
@@ -175,6 +206,8 @@ def train_segmentation(model: SegmentationNet, train_set: SegmentationDataset,
         seconds = round(time.perf_counter() - started, 2)
         record: dict[str, Any] = {"epoch": epoch + 1, "loss": float(np.mean(losses)),
                                   "lr": config.lr * factor, "seconds": seconds}
+        if val_set is not None or epoch + 1 == config.epochs:
+            recalibrate_batch_norm(model, train_set, config.batch_size, config.device)
         if val_set is not None:
             scores = evaluate(model, val_set, config.device, class_names=list(model_card["classes"]))
             record.update({f"val_{k}": v for k, v in scores.items()})
