@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import cv2
 import numpy as np
 import pytest
 
+from seafusion_ros.data.labels import MSRS_CLASSES
 from seafusion_ros.data.synthetic_scene import render_frame
 from seafusion_ros.inference.engine import FusionEngine
 from seafusion_ros.models.checkpoint import load_fusion_model
@@ -30,12 +33,14 @@ def test_bundled_fusion_model_loads_with_its_model_card():
     assert DEFAULT_FUSION_WEIGHTS.with_suffix(".md").is_file()
 
 
-def test_bundled_segmentation_model_loads_with_classes_and_palette():
+def test_bundled_segmentation_model_has_the_nine_msrs_classes():
     model, card, _ = load_segmenter("")
     assert model is not None and DEFAULT_SEGMENTATION_WEIGHTS.is_file()
-    assert len(card["classes"]) == len(card["palette"]) == card["num_classes"]
+    assert card["classes"] == list(MSRS_CLASSES.names) and card["palette"] == [list(c) for c in MSRS_CLASSES.palette]
+    assert card["arch"] == "bisenet_efficientnet_lite0" and model.num_classes == 9
     assert model.inference_size == (240, 320)  # segments at the size it was trained at
-    assert card["command"].startswith("seafusion-train --joint ")  # the segmentation half of a joint run
+    assert card["split"]["validation_sequences"] == [[501, 551], [701, 751]] and card["train_frames"] == 98
+    assert DEFAULT_SEGMENTATION_WEIGHTS.with_suffix(".md").is_file()
 
 
 def test_bundled_models_see_the_demo_pedestrian_as_a_person():
@@ -43,13 +48,36 @@ def test_bundled_models_see_the_demo_pedestrian_as_a_person():
     segmenter, card, _ = load_segmenter("")
     engine = FusionEngine(device="cpu", precision="fp32", segmenter=segmenter)
     person, car = card["classes"].index("person"), card["classes"].index("car")
+    shares = []
     for index in (0, 10, 20, 40):
         frame = render_frame(index)
         mask = engine.fuse(frame.thermal, frame.rgb, segment=True).mask
         x0, y0, x1, y1 = frame.pedestrian_box
         box = mask[y0:y1 + 1, x0:x1 + 1]
-        assert (box == person).mean() > 0.5, f"frame {index}: pedestrian not segmented as a person"
+        body = frame.thermal[y0:y1 + 1, x0:x1 + 1] > 8600  # the clothed body and skin, not the street behind
+        shares.append(float((box[body] == person).mean()))
+        assert shares[-1] > 0.25, f"frame {index}: pedestrian not segmented as a person"
         assert (box == car).mean() < 0.1, f"frame {index}: pedestrian segmented as a car"
+    assert np.mean(shares) > 0.5
+
+
+@pytest.mark.parametrize(("stem", "car_iou", "person_iou"), [("00726N", 0.3, 0.3), ("00535D", 0.5, None)])
+def test_bundled_models_find_cars_and_people_on_validation_frames(stem, car_iou, person_iou):
+    # frames of the labelled validation split (never trained on), at night and by day
+    root = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "mfnet_labelled"
+    if not root.is_dir():
+        pytest.skip(f"shared mfnet_labelled data not found at {root}")
+    segmenter, card, _ = load_segmenter("")
+    engine = FusionEngine(device="cpu", precision="fp32", segmenter=segmenter)
+    thermal = cv2.imread(str(root / "thermal" / f"{stem}.png"), cv2.IMREAD_GRAYSCALE)
+    rgb = cv2.imread(str(root / "rgb" / f"{stem}.png"), cv2.IMREAD_COLOR)
+    labels = cv2.imread(str(root / "labels" / f"{stem}.png"), cv2.IMREAD_UNCHANGED)
+    mask = engine.fuse(thermal, rgb, visible_order="bgr", segment=True).mask
+    for name, least in (("car", car_iou), ("person", person_iou)):
+        if least is not None:
+            k = card["classes"].index(name)
+            iou = ((mask == k) & (labels == k)).sum() / ((mask == k) | (labels == k)).sum()
+            assert iou > least, f"{stem}: {name} IoU {iou:.2f}"
 
 
 @pytest.mark.parametrize("stem", ["01102N", "01110N", "00412D"])  # validation frames: never trained on

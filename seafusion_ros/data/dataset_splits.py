@@ -26,7 +26,7 @@ from seafusion_ros.imaging.image_files import ImagePair, match_pairs
 SUBSETS = ("train", "val", "all")
 
 # mfnet_labelled: whole sequences held out, one day and one night. Of the two night sequences, 011xx holds
-# 87 % of the data's bike pixels and 76 % of its colour-cone pixels, so it trains and 007xx validates;
+# 80 % of the data's bike pixels and 76 % of its colour-cone pixels, so it trains and 007xx validates;
 # that leaves every class but guardrail (only in 001xx) in both splits. 011xx holds MSRS validation
 # frames 1102-1148 (MSRS's enhanced infrared of the same scenes): docs/training.md says what that means.
 MFNET_VALIDATION_SEQUENCES: tuple[tuple[int, int], ...] = ((501, 551), (701, 751))
