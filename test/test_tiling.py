@@ -126,12 +126,12 @@ def test_tiled_gray_visible_and_16_bit_thermal_match(msrs_dev):
 
 def test_tiled_segmentation_sees_the_whole_image_at_a_bounded_size(msrs_dev):
     ir, vis = _pair(msrs_dev, 161, 215, stem="00298D")  # people and cars
-    segmenter, _, _ = load_segmenter(None)  # runs at its inference_size, 240 x 320
+    segmenter, card, _ = load_segmenter(None)  # runs at its inference_size, 240 x 320
     whole, tiled = _engines(16, precision="fp32", segmenter=segmenter)
     expected = whole.fuse(ir, vis, visible_order="bgr", segment=True)
     result = tiled.fuse(ir, vis, visible_order="bgr", segment=True)
     assert (result.mask == expected.mask).mean() > 0.999  # float rounding may flip a near tie
-    assert set(np.unique(result.mask)) == {0, 1, 3}
+    assert {0, card["classes"].index("car"), card["classes"].index("person")} <= set(np.unique(result.mask))
 
     class Recorder(nn.Module):  # no inference_size: segments at whatever size it is given
         def __init__(self) -> None:
