@@ -16,6 +16,7 @@ precision auto); ``auto`` rows pick OpenVINO on a CPU where it is installed.
 
 Prints tables and writes bench/results/engine.json.
 Usage: .venv/bin/python bench/bench_engine.py [--runs 10] [--node-frames 2000 --node-rate 10]
+       [--node-param backend:=auto]
 """
 
 from __future__ import annotations
@@ -165,15 +166,17 @@ def _rss_mb(pid: int) -> float:
     return float("nan")
 
 
-def bench_node(frames: int, rate: float, tmp: Path) -> dict:
-    """The real node fed at a fixed rate; only stamps and arrival times are kept on this side."""
+def bench_node(frames: int, rate: float, tmp: Path, params: list[str]) -> dict:
+    """The real node fed at a fixed rate; only stamps and arrival times are kept on this side. ``params``
+    are extra node parameters, NAME:=VALUE."""
     sys.path.insert(0, str(REPO / "test"))
     from ros_graph import NodeProcess, Probe, image_msg, node_command, stamp_ns
     from sensor_msgs.msg import Image
 
     from seafusion_ros.ros.node import RGB, THERMAL  # noqa: F401 - the node module must import here too
 
-    node = NodeProcess(node_command("-p", "diagnostics.period:=1.0"), tmp / "node.log")
+    extra = [arg for param in params for arg in ("-p", param)]
+    node = NodeProcess(node_command("-p", "diagnostics.period:=1.0", *extra), tmp / "node.log")
     probe = Probe(outputs=())
     arrivals: list[tuple[int, int]] = []
     lock = threading.Lock()
@@ -217,7 +220,8 @@ def bench_node(frames: int, rate: float, tmp: Path) -> dict:
             "output_rate_hz": len(latencies) / elapsed,
             "end_to_end_median_ms": statistics.median(latencies) if latencies else None,
             "end_to_end_p90_ms": float(np.percentile(latencies, 90)) if latencies else None,
-            "dropped_pairs": diag.get("dropped_pairs"), "node_rss_start_mb": rss_start, **rss_during,
+            "node_params": params, "dropped_pairs": diag.get("dropped_pairs"), "node_rss_start_mb": rss_start,
+            **rss_during,
             "node_rss_end_mb": rss_end,
             "diagnostics": diag}
 
@@ -245,6 +249,8 @@ def main() -> None:
     p.add_argument("--node-frames", type=int, default=0, help="also run the node for this many input pairs")
     p.add_argument("--node-rate", type=float, default=10.0, help="input pair rate for the node run, Hz")
     p.add_argument("--node-only", action="store_true", help="skip the engine table")
+    p.add_argument("--node-param", action="append", default=[], metavar="NAME:=VALUE",
+                   help="node parameter for the node run, e.g. backend:=auto (repeatable)")
     p.add_argument("--json", type=Path, default=RESULTS)
     args = p.parse_args()
     device = resolve_device(args.device)
@@ -256,10 +262,10 @@ def main() -> None:
         print_engine_table(result, args.runs, args.warmup)
     if args.node_frames:
         with tempfile.TemporaryDirectory() as tmp:
-            node = bench_node(args.node_frames, args.node_rate, Path(tmp))
+            node = bench_node(args.node_frames, args.node_rate, Path(tmp), args.node_param)
         result["node"] = node
-        print(f"\nnode (bundled models, segmentation on, {device}): {node['frames_sent']} pairs at "
-              f"{node['input_rate_hz']:.1f} Hz")
+        print(f"\nnode (bundled models, segmentation on, {device}, parameters {args.node_param or 'default'}): "
+              f"{node['frames_sent']} pairs at {node['input_rate_hz']:.1f} Hz")
         for key, value in node.items():
             if key != "diagnostics":
                 print(f"  {key:32} {value}")
