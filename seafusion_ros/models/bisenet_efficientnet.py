@@ -140,8 +140,7 @@ class EfficientNetLite0(nn.Module):
 
     def train(self, mode: bool = True) -> EfficientNetLite0:
         """Training mode with the BatchNorm statistics frozen: they stay the pretrained ones (their scale and
-        shift still learn). Batches of a few correlated road frames are too few to re-estimate them, and
-        re-estimated statistics made the eval-mode output drift from the training-mode one."""
+        shift still learn), because batches of eight neighbouring road frames estimate them poorly."""
         super().train(mode)
         for module in self.modules():
             if isinstance(module, nn.BatchNorm2d):
