@@ -149,7 +149,7 @@ def wait_until(condition: Callable[[], bool], timeout: float, what: str, diagnos
     raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}; last diagnostics: {diagnostics()}")
 
 
-def node_subscriptions(node: Node, topics: set[str], timeout: float = 10.0) -> dict[str, list[str]]:
+def node_subscriptions(node: Node, topics: set[str], timeout: float = 30.0) -> dict[str, list[str]]:
     """The node's subscriptions by topic, once every one of ``topics`` is visible in the ROS graph.
 
     The graph is filled by DDS discovery, even for a node's own subscriptions, so it is polled.
