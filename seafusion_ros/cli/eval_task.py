@@ -38,7 +38,7 @@ from seafusion_ros.cli import interrupts
 from seafusion_ros.cli.number_arguments import non_negative_int, positive_float, positive_int
 from seafusion_ros.cli.output_checks import check_output_folder, claim_output_folder, os_error_message
 from seafusion_ros.cli.size_argument import parse_size
-from seafusion_ros.cli.train_segmentation import DEFAULT_BACKBONE_LR_SCALE, DEFAULT_SIZE
+from seafusion_ros.cli.train_segmentation import DEFAULT_BACKBONE_LR_SCALE, DEFAULT_SIZE, OPTIMIZER_HELP
 from seafusion_ros.data.dataset_splits import MFNET_VALIDATION_SEQUENCES
 from seafusion_ros.data.labels import MSRS_CLASSES
 from seafusion_ros.data.msrs_split import VALIDATION_FRAME_RANGES, split_stems
@@ -121,9 +121,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=positive_int, default=8, help="training batch size")
     p.add_argument("--lr", type=positive_float, default=0.01,
                    help="base learning rate: heads at 10x, the backbone at --backbone-lr-scale x")
-    p.add_argument("--optimizer", choices=OPTIMIZERS, default="sgd",
-                   help="sgd: the reference recipe (momentum 0.9); adamw: AdamW, which gets further in the few "
-                        "hundred steps a hundred labelled frames give (e.g. with --lr 1e-4 --backbone-lr-scale 1)")
+    p.add_argument("--optimizer", choices=OPTIMIZERS, default="sgd", help=OPTIMIZER_HELP)
     p.add_argument("--backbone-lr-scale", type=positive_float, default=None,
                    help="backbone learning rate as a multiple of --lr (default: "
                         + ", ".join(f"{v:g} for {k}" for k, v in DEFAULT_BACKBONE_LR_SCALE.items()) + ")")

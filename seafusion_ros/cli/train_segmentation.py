@@ -54,6 +54,8 @@ from seafusion_ros.training.segmentation_trainer import (
 )
 
 PROG = "train_segmentation"
+OPTIMIZER_HELP = ("sgd: the reference recipe (momentum 0.9); adamw: AdamW, which gets further in the few hundred "
+                  "steps a hundred labelled frames give (e.g. with --lr 1e-4 --backbone-lr-scale 1)")
 PSEUDO_MASK_RULE = ("pseudo-masks from YOLO boxes: outside all boxes background; inside a box the infrared "
                     "pixels above min(Otsu in the box, 90th percentile of a 4-px ring around it + 10) are the "
                     "object, the rest of the box ignore (255); boxes whose warm pixels are < 20 grey levels "
@@ -108,9 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--lr", type=float, default=0.01,
                    help="base learning rate: heads at 10x, the backbone at --backbone-lr-scale x")
-    p.add_argument("--optimizer", choices=OPTIMIZERS, default="sgd",
-                   help="sgd: the reference recipe (momentum 0.9); adamw: AdamW, which gets further in the few "
-                        "hundred steps a hundred labelled frames give (e.g. with --lr 1e-4 --backbone-lr-scale 1)")
+    p.add_argument("--optimizer", choices=OPTIMIZERS, default="sgd", help=OPTIMIZER_HELP)
     p.add_argument("--backbone-lr-scale", type=float, default=None,
                    help="backbone learning rate as a multiple of --lr (default: "
                         + ", ".join(f"{v:g} for {k}" for k, v in DEFAULT_BACKBONE_LR_SCALE.items()) + ")")

@@ -106,6 +106,12 @@ def evaluate(model: SegmentationNet, dataset: SegmentationDataset, device: str =
     return {"miou": scores.miou, "iou": iou}
 
 
+def leaves_lone_batch(frames: int, batch_size: int) -> bool:
+    """Whether the last batch would hold one image: BatchNorm cannot normalise it in training mode, so the
+    loaders drop it."""
+    return frames % batch_size == 1 and frames > 1
+
+
 @torch.no_grad()
 def recalibrate_batch_norm(model: SegmentationNet, dataset: SegmentationDataset, batch_size: int,
                            device: str = "cpu") -> int:
@@ -120,8 +126,8 @@ def recalibrate_batch_norm(model: SegmentationNet, dataset: SegmentationDataset,
         layer.momentum = None  # cumulative average over the batches
     dataset.train = False
     try:
-        lone_last = len(dataset) % batch_size == 1 and len(dataset) > 1
-        for images, _ in DataLoader(dataset, batch_size=batch_size, shuffle=False, drop_last=lone_last):
+        drop = leaves_lone_batch(len(dataset), batch_size)
+        for images, _ in DataLoader(dataset, batch_size=batch_size, shuffle=False, drop_last=drop):
             model.logits_and_aux(images.to(device))
     finally:
         dataset.train = was_augmenting
@@ -184,10 +190,9 @@ def train_segmentation(model: SegmentationNet, train_set: SegmentationDataset,
         started = time.perf_counter()
         model.train()
         train_set.set_epoch(epoch)
-        # a last batch of one image cannot be batch-normalised in training mode: it is dropped (reshuffled
-        # every epoch, so every frame still trains)
-        lone_last = len(train_set) % config.batch_size == 1 and len(train_set) > 1
-        loader = DataLoader(train_set, batch_size=config.batch_size, shuffle=True, drop_last=lone_last,
+        # a dropped lone last batch is reshuffled every epoch, so every frame still trains
+        drop = leaves_lone_batch(len(train_set), config.batch_size)
+        loader = DataLoader(train_set, batch_size=config.batch_size, shuffle=True, drop_last=drop,
                             generator=torch.Generator().manual_seed(config.seed * 1000 + epoch))
         losses = []
         bar = tqdm(loader, desc=f"segmentation epoch {epoch + 1}/{config.epochs}",
