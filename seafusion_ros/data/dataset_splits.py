@@ -53,6 +53,17 @@ def _mfnet_validation(stem: str) -> bool:
     return any(start <= n < stop for start, stop in MFNET_VALIDATION_SEQUENCES)
 
 
+def near_mfnet_validation(stem: str) -> bool:
+    """Whether an MFNet-named frame (``00512D``) lies in the hundred of a validation sequence (005xx, 007xx):
+    the frames just outside a sequence show the same street, so data that trains beside the labelled frames
+    leaves them out."""
+    match = _MSRS_STEM.match(stem)
+    if match is None:
+        return False
+    hundred = int(match[1]) // 100
+    return any(start // 100 <= hundred <= (stop - 1) // 100 for start, stop in MFNET_VALIDATION_SEQUENCES)
+
+
 def _roadscene_validation(stem: str) -> bool:
     match = _FLIR_STEM.match(stem)
     return match is not None and match[1] is None and int(match[2]) >= ROADSCENE_FIRST_VALIDATION_FRAME

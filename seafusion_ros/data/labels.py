@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+
 IGNORE_INDEX = 255
 
 
@@ -46,6 +48,22 @@ MSRS_CLASSES = LabelSet(
 )
 
 PRESETS = {"boxes": BOX_CLASSES, "msrs": MSRS_CLASSES}
+# box class name -> the same class's name in the MSRS set
+BOX_TO_MSRS_NAMES = {"background": "unlabelled", "person": "person", "bicycle": "bike", "car": "car"}
+
+
+def box_class_map(target: LabelSet) -> np.ndarray:
+    """A 256-entry lookup table from box-class masks to ``target``'s ids (ignore stays ignore), so box
+    pseudo-masks can train beside real labels. ValueError when ``target`` lacks one of the box classes."""
+    table = np.full(256, IGNORE_INDEX, np.uint8)
+    for box_id, name in enumerate(BOX_CLASSES.names):
+        for candidate in (name, BOX_TO_MSRS_NAMES[name]):
+            if candidate in target.names:
+                table[box_id] = target.names.index(candidate)
+                break
+        else:
+            raise ValueError(f"the label set {', '.join(target.names)} has no class for the box class {name!r}")
+    return table
 
 
 def generic_label_set(num_classes: int) -> LabelSet:

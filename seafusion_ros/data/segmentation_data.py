@@ -155,6 +155,7 @@ class SegmentationDataset(Dataset):
         if not stems:
             raise ValueError(f"no image/mask pairs found in {image_dir} and {mask_dir}")
         self.stems = list(stems)
+        self.base_size = base_size
         self.train = train
         self.scale_range = scale_range
         self.seed = seed
@@ -172,6 +173,18 @@ class SegmentationDataset(Dataset):
             self.images.append(image)
             self.masks.append(mask)
         self.crop = crop or self.masks[0].shape
+
+    def extend(self, other: SegmentationDataset) -> None:
+        """Append ``other``'s frames (e.g. box pseudo-masks beside pixel labels); ValueError unless both were
+        built with the same base size and their stems differ."""
+        if other.base_size != self.base_size:
+            raise ValueError(f"base sizes differ: {self.base_size} and {other.base_size}")
+        shared = set(self.stems) & set(other.stems)
+        if shared:
+            raise ValueError(f"frames {sorted(shared)[:4]} are in both data sets")
+        self.stems += other.stems
+        self.images += other.images
+        self.masks += other.masks
 
     def set_epoch(self, epoch: int) -> None:
         self.rng = np.random.default_rng((self.seed, epoch))
