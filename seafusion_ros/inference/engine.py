@@ -26,8 +26,9 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
+from seafusion_ros.imaging.image_files import read_image
 from seafusion_ros.inference.colour import rgb_to_ycrcb, ycrcb_to_rgb
-from seafusion_ros.inference.device import auto_precision, resolve_device, resolve_precision
+from seafusion_ros.inference.device import PRECISIONS, auto_precision, resolve_device, resolve_precision
 from seafusion_ros.inference.guided_upsampling import RADIUS, apply_coefficients, guided_coefficients, guided_upsample
 from seafusion_ros.inference.memory_probe import peak_tensor_bytes
 from seafusion_ros.inference.resampling import fit_within, output_tile_pixels, resample_tile
@@ -38,6 +39,9 @@ from seafusion_ros.weights import default_fusion_weights
 
 NORMALIZATIONS = ("none", "minmax")
 BACKENDS = ("auto", "torch", "onnxruntime", "openvino")
+ENGINE_PRECISIONS = (*PRECISIONS, "int8")
+# int8 calibration reads at most this much of each pair (its top-left corner): ranges, not whole frames, matter
+CALIBRATION_MAX_SIZE = (480, 640)
 COLOR_ORDERS = ("rgb", "bgr")
 IR_DTYPES = (np.uint8, np.uint16, np.float32)
 DEFAULT_MEMORY_BUDGET_MB = 2048
@@ -116,7 +120,9 @@ class FusionEngine:
         weights: fusion checkpoint (released or own format); None = the bundled default model.
         device: ``auto`` (CUDA if available, else CPU), ``cpu``, ``cuda``, ``cuda:N``.
         precision: ``auto`` (fp16 on CUDA, bf16 on CPUs with native bf16, else fp32), ``fp32``, ``bf16``
-            or ``fp16`` (GPU only). Reduced precision stays within 2 grey levels of fp32 (bench/).
+            or ``fp16`` (GPU only); ``int8`` with backend ``openvino`` and ``int8_calibration`` (the fusion
+            network quantised with NNCF; segmentation stays bf16 / fp32). bf16 and fp16 stay within 2-3 grey
+            levels of fp32; int8 costs fusion quality (docs/results.md).
         backend: ``torch`` (eager, autocast for bf16/fp16), ``onnxruntime`` (exact fp32; exported in memory at
             start-up), ``openvino`` (CPU only: bf16 where the CPU has it, else fp32; both networks converted
             at start-up and compiled once per input size) or ``auto`` (openvino on a CPU when installed,
@@ -134,6 +140,9 @@ class FusionEngine:
             at start-up: 1864 bytes per pixel in fp32, 968 in bf16 on a CPU) is fused in overlapping tiles
             with the same result; the segmenter then sees the fused image at its ``inference_size`` or
             resized to fit the budget. The frame's inputs and outputs (12-16 bytes per pixel) come on top.
+        int8_calibration: with precision ``int8``: a data folder (ir/ + vi/, or the labelled layout) whose pairs
+            calibrate the quantisation; the quantised model is cached (``int8_quantization.cache_dir``).
+        int8_calibration_pairs: how many of its pairs, spread evenly over it.
     """
 
     def __init__(
@@ -148,6 +157,8 @@ class FusionEngine:
         backend: str = "torch",
         internal_scale: float = 1.0,
         memory_budget_mb: int = DEFAULT_MEMORY_BUDGET_MB,
+        int8_calibration: str | os.PathLike | None = None,
+        int8_calibration_pairs: int = 16,
     ) -> None:
         if (isinstance(memory_budget_mb, bool) or not isinstance(memory_budget_mb, (int, float))
                 or not math.isfinite(memory_budget_mb) or memory_budget_mb < MIN_MEMORY_BUDGET_MB):
@@ -162,6 +173,12 @@ class FusionEngine:
         backend = resolve_backend(backend, self.device)
         if self.device.type == "cuda":
             torch.backends.cudnn.benchmark = True  # camera frames have a fixed size: autotune once
+        if precision == "int8" and backend != "openvino":
+            raise ValueError(f"precision int8 runs on backend openvino (CPU, pip install openvino nncf), "
+                             f"got backend {backend}")
+        if precision == "int8" and int8_calibration is None:
+            raise ValueError("precision int8 needs int8_calibration: a folder of real camera pairs (ir/ + vi/) "
+                             "to calibrate the quantisation on")
         if backend == "onnxruntime":
             if precision not in ("auto", "fp32"):
                 raise ValueError(f"backend onnxruntime runs fp32 only, got precision {precision!r}")
@@ -178,6 +195,7 @@ class FusionEngine:
             self.precision = auto_precision(self.device) if precision == "auto" else precision
         self.backend = backend
         self.normalize = normalize
+        self.int8_calibration: list[str] | None = None
         self.gain = ThermalGain(thermal_gain)
         self.weights_path = weights if weights is not None else default_fusion_weights()
         model, self.model_card = load_fusion_model(self.weights_path)
@@ -195,6 +213,8 @@ class FusionEngine:
             from seafusion_ros.inference.openvino_backend import OpenVinoRunner
 
             self._network = OpenVinoRunner(model, self.precision, dynamic=True)
+            if self.precision == "int8":
+                self._quantize_fusion(int8_calibration, int8_calibration_pairs)
         self.memory_budget_mb = memory_budget_mb
         self.halo = receptive_radius(self.model)
         self.tile_bytes_per_pixel = self._tile_bytes_per_pixel()
@@ -214,7 +234,38 @@ class FusionEngine:
             if self.backend == "openvino":
                 from seafusion_ros.inference.openvino_backend import OpenVinoRunner
 
-                self._segment_network = OpenVinoRunner(self.segmenter, self.precision)
+                # int8 quantises the fusion network only: the segmenter runs at the CPU's best float precision
+                precision = "auto" if self.precision == "int8" else self.precision
+                self._segment_network = OpenVinoRunner(self.segmenter, precision)
+
+    def _quantize_fusion(self, root: str | os.PathLike, count: int) -> None:
+        """Swap the OpenVINO fusion network for its int8 twin, calibrated on ``count`` pairs of ``root`` under this
+        engine's own input preparation (thermal gain, Y of the visible image), or loaded from the cache."""
+        from seafusion_ros.inference import int8_quantization
+
+        pairs = int8_quantization.calibration_pairs(root, count)
+        gain = ThermalGain(self.gain.config)  # its own: calibration frames must not steer the frames' smoothing
+
+        def network_inputs() -> list[tuple[np.ndarray, np.ndarray]]:
+            height, width = CALIBRATION_MAX_SIZE
+            inputs = []
+            with torch.inference_mode():
+                for pair in pairs:
+                    ir = _check_ir(read_image(pair.ir, color=False))[:height, :width]
+                    visible = _check_visible(read_image(pair.visible, color=True))[:height, :width]
+                    y, _, _ = self._visible_ycrcb(visible, "bgr")
+                    ir_t = self._infrared(ir, gain.scale_and_offset(ir))
+                    inputs.append((y.numpy().copy(), ir_t.numpy().copy()))
+            return inputs
+
+        def build():
+            inputs = network_inputs()
+            log.info("seafusion: quantising the fusion network to int8 on %d pairs of %s", len(inputs), root)
+            return int8_quantization.quantize(self._network.converted_model(*inputs[0]), inputs)
+
+        key = int8_quantization.cache_key(self.weights_path, pairs, repr(self.gain.config))
+        self._network.use_model(int8_quantization.cached_int8_model(key, build))
+        self.int8_calibration = [pair.stem for pair in pairs]
 
     def _autocast(self):
         if self.autocast_dtype == torch.float32:

@@ -9,6 +9,8 @@ dynamic height and width (a few seconds) and only reshaped and compiled per size
 segmenter, whose forward branches on the input size, is converted per size. Compiled models sit in a
 small LRU cache keyed by input shape, so a camera's frame size, ``internal_scale``'s reduced size and the
 few tile sizes of a tiled frame each compile once, and an odd size cannot grow memory without bound.
+Precision ``int8`` runs a quantised twin (:mod:`seafusion_ros.inference.int8_quantization`) given with
+``use_model``; its remaining float operations run in bf16 where the CPU has it.
 """
 
 from __future__ import annotations
@@ -41,9 +43,11 @@ def openvino_has_bf16() -> bool:
 
 def openvino_precision(precision: str) -> str:
     """``bf16`` where the CPU runs it natively (auto or asked for), else ``fp32``; OpenVINO would silently
-    run f32 anyway, so the engine reports what actually runs."""
-    if precision not in ("auto", "fp32", "bf16"):
-        raise ValueError(f"backend openvino runs fp32 or bf16, got precision {precision!r}")
+    run f32 anyway, so the engine reports what actually runs. ``int8`` stays ``int8``."""
+    if precision not in ("auto", "fp32", "bf16", "int8"):
+        raise ValueError(f"backend openvino runs fp32, bf16 or int8, got precision {precision!r}")
+    if precision == "int8":
+        return precision
     return "bf16" if precision != "fp32" and openvino_has_bf16() else "fp32"
 
 
@@ -54,7 +58,8 @@ class OpenVinoRunner:
         module: the network (eval mode, fp32 weights).
         dynamic: the module is shape-agnostic (convolutions only): convert it once with dynamic height and
             width; else convert it again for each new input shape.
-        precision: ``fp32`` or ``bf16`` (the inference precision hint).
+        precision: ``fp32``, ``bf16`` (the inference precision hint) or ``int8`` (a quantised model given with
+            ``use_model``; bf16 hint for the rest where the CPU has it).
         threads: CPU threads for inference; 0 = torch's thread count.
         cache_size: compiled input shapes kept (least recently used dropped first).
     """
@@ -70,7 +75,8 @@ class OpenVinoRunner:
         self._module = module
         self._dynamic = dynamic
         self._converted = None
-        self._config = {"INFERENCE_PRECISION_HINT": _HINTS[precision], "PERFORMANCE_HINT": "LATENCY",
+        hint = _HINTS[openvino_precision("auto") if precision == "int8" else precision]
+        self._config = {"INFERENCE_PRECISION_HINT": hint, "PERFORMANCE_HINT": "LATENCY",
                         "INFERENCE_NUM_THREADS": threads or torch.get_num_threads()}
         self._cache_size = cache_size
         self._requests: OrderedDict[tuple[tuple[int, ...], ...], object] = OrderedDict()
@@ -79,6 +85,17 @@ class OpenVinoRunner:
     def compiled_shapes(self) -> list[tuple[tuple[int, ...], ...]]:
         """Input shapes with a compiled model, least recently used first."""
         return list(self._requests)
+
+    def converted_model(self, *inputs: np.ndarray):
+        """The module as an OpenVINO model for inputs like these (dynamic height and width when ``dynamic``)."""
+        return self._converted_model(inputs)
+
+    def use_model(self, model) -> None:
+        """Run this OpenVINO model (e.g. the int8 twin of ``converted_model``) instead; dynamic modules only."""
+        if not self._dynamic:
+            raise ValueError("use_model needs a runner made with dynamic=True")
+        self._converted = model
+        self._requests.clear()
 
     def _request(self, inputs: tuple[np.ndarray, ...]):
         """The infer request for these input shapes: cached, or converted and compiled now."""

@@ -302,6 +302,7 @@ class SeaFusionNode(LifecycleNode):
             backend=cfg.backend,
             internal_scale=cfg.internal_scale,
             memory_budget_mb=cfg.memory_budget_mb,
+            int8_calibration=cfg.int8_calibration or None,
         )
         # Warm up at the size real frames will have, so kernel selection and allocation happen once: the
         # configured output size now, else the first RGB message's (registered) size, in the worker.

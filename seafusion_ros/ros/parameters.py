@@ -21,8 +21,13 @@ from rclpy.node import Node
 
 from seafusion_ros.imaging.registration import IDENTITY_HOMOGRAPHY, REGISTRATION_MODES, Registration
 from seafusion_ros.imaging.time_sync import SYNC_MODES
-from seafusion_ros.inference.device import PRECISIONS
-from seafusion_ros.inference.engine import BACKENDS, DEFAULT_MEMORY_BUDGET_MB, MIN_MEMORY_BUDGET_MB, NORMALIZATIONS
+from seafusion_ros.inference.engine import (
+    BACKENDS,
+    DEFAULT_MEMORY_BUDGET_MB,
+    ENGINE_PRECISIONS,
+    MIN_MEMORY_BUDGET_MB,
+    NORMALIZATIONS,
+)
 from seafusion_ros.inference.thermal_gain import GAIN_MODES, ThermalGainConfig
 
 RELIABILITIES = ("best_effort", "reliable")
@@ -79,7 +84,10 @@ PARAMETERS: tuple[ParamSpec, ...] = (
     ),
     ParamSpec("device", "auto", "torch device: auto (CUDA if available, else CPU), cpu, cuda, cuda:N"),
     ParamSpec("precision", "auto", "inference precision: auto = fp16 on CUDA, bf16 on CPUs with native bf16, "
-              "else fp32", choices=PRECISIONS),
+              "else fp32; int8 = backend openvino with int8_calibration (fusion quantised: faster, lower quality)",
+              choices=ENGINE_PRECISIONS),
+    ParamSpec("int8_calibration", "", "with precision int8: a folder of real pairs from these cameras (ir/ + vi/) to "
+              "calibrate the quantisation on; the quantised model is cached in ~/.cache/seafusion_ros"),
     ParamSpec("backend", "torch", "inference backend: auto (openvino on a CPU when installed, else torch), torch, "
               "onnxruntime (exact fp32) or openvino (CPU only, bf16 where the CPU has it)",
               choices=BACKENDS),
@@ -199,6 +207,7 @@ class NodeConfig:
     memory_budget_mb: int
     normalize: str
     fusion_weights: str
+    int8_calibration: str
     segmentation_weights: str
     torch_threads: int
     warmup: bool
@@ -290,6 +299,7 @@ def config_from_values(values: dict[str, Any]) -> NodeConfig:
         memory_budget_mb=v["memory_budget_mb"],
         normalize=v["normalize"],
         fusion_weights=v["fusion_weights"],
+        int8_calibration=v["int8_calibration"],
         segmentation_weights=v["segmentation_weights"],
         torch_threads=v["torch_threads"],
         warmup=v["warmup"],
