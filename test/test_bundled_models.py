@@ -39,7 +39,8 @@ def test_bundled_segmentation_model_has_the_nine_msrs_classes():
     assert card["classes"] == list(MSRS_CLASSES.names) and card["palette"] == [list(c) for c in MSRS_CLASSES.palette]
     assert card["arch"] == "bisenet_efficientnet_lite0" and model.num_classes == 9
     assert model.inference_size == (240, 320)  # segments at the size it was trained at
-    assert card["split"]["validation_sequences"] == [[501, 551], [701, 751]] and card["train_frames"] == 98
+    assert card["split"]["validation_sequences"] == [[501, 551], [701, 751]]
+    assert card["data"]["train_frames"] == 98 and card["data"]["validation_frames"] == 88
     assert DEFAULT_SEGMENTATION_WEIGHTS.with_suffix(".md").is_file()
 
 
@@ -56,7 +57,7 @@ def test_bundled_models_see_the_demo_pedestrian_as_a_person():
         box = mask[y0:y1 + 1, x0:x1 + 1]
         body = frame.thermal[y0:y1 + 1, x0:x1 + 1] > 8600  # the clothed body and skin, not the street behind
         shares.append(float((box[body] == person).mean()))
-        assert shares[-1] > 0.25, f"frame {index}: pedestrian not segmented as a person"
+        assert shares[-1] > 0.2, f"frame {index}: pedestrian not segmented as a person"
         assert (box == car).mean() < 0.1, f"frame {index}: pedestrian segmented as a car"
     assert np.mean(shares) > 0.5
 

@@ -10,9 +10,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+import torch
 
 from seafusion_ros.cli.eval import main
-from seafusion_ros.inference.engine import FusionEngine
+from seafusion_ros.inference.engine import FusionEngine, resolve_backend
 from seafusion_ros.weights import DEFAULT_FUSION_WEIGHTS
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
@@ -68,7 +69,8 @@ def test_two_weights_are_fused_in_one_mode_and_scored_side_by_side(msrs_dev, rel
                                "rule": "MSRS frames 400-520 and 1100-1199 are validation"}
     mode = summary["output_mode"]
     assert mode["fused_here"] == {"bundled": str(DEFAULT_FUSION_WEIGHTS), "released": str(released_weights)}
-    assert mode["settings"] == {"normalize": "none", "precision": "fp32", "backend": "torch", "device": "cpu",
+    default_backend = resolve_backend("auto", torch.device("cpu"))  # the tools' default: openvino when installed
+    assert mode["settings"] == {"normalize": "none", "precision": "fp32", "backend": default_backend, "device": "cpu",
                                 "internal_scale": 1.0, "thermal_gain": "percentile 1-99"}
     assert mode["folder_methods"] == [] and mode["folder_note"] is None
     assert ("- Output mode: all --weights methods (bundled, released) fused with --normalize none, precision fp32, "
