@@ -74,7 +74,7 @@ def test_two_weights_are_fused_in_one_mode_and_scored_side_by_side(msrs_dev, rel
                                 "internal_scale": 1.0, "thermal_gain": "percentile 1-99"}
     assert mode["folder_methods"] == [] and mode["folder_note"] is None
     assert ("- Output mode: all --weights methods (bundled, released) fused with --normalize none, precision fp32, "
-            "backend torch, device cpu.") in markdown
+            f"backend {default_backend}, device cpu.") in markdown
     assert f"- Pairs: validation split of the msrs data set at {root} (MSRS frames 400-520" in markdown
     assert "Note:" not in markdown
     assert summary["methods"]["bundled"]["mean"] != summary["methods"]["released"]["mean"]
@@ -85,7 +85,7 @@ def test_two_weights_are_fused_in_one_mode_and_scored_side_by_side(msrs_dev, rel
     for name, weights in (("bundled", DEFAULT_FUSION_WEIGHTS), ("released", released_weights)):
         fused = sorted(p.stem for p in (out / "fused" / name).iterdir())
         assert fused == MSRS_VALIDATION
-        engine = FusionEngine(weights, device="cpu", precision="fp32", normalize="none")
+        engine = FusionEngine(weights, device="cpu", precision="fp32", normalize="none", backend=default_backend)
         expected = engine.fuse(ir, visible, visible_order="bgr", output_order="bgr").image
         assert np.array_equal(cv2.imread(str(out / "fused" / name / f"{stem}.png")), expected), name
 

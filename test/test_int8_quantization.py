@@ -14,6 +14,7 @@ from seafusion_ros.cli.fuse import main as fuse_main
 from seafusion_ros.inference.engine import FusionEngine
 from seafusion_ros.inference.int8_quantization import CACHE_ENV, calibration_pairs, nncf_available
 from seafusion_ros.inference.openvino_backend import openvino_available
+from seafusion_ros.weights import load_segmenter
 
 needs_int8 = pytest.mark.skipif(not (openvino_available() and nncf_available()),
                                 reason="precision int8 needs openvino and nncf (pip install openvino nncf)")
@@ -51,9 +52,13 @@ def test_int8_fuses_close_to_fp32_and_reloads_from_the_cache(msrs_dev, calibrati
     assert 0 < difference.mean() < 4, difference.mean()  # quantised, so not identical, yet the same picture
     cached = sorted(p.name for p in (tmp_path / "cache" / "int8").iterdir())
     assert len(cached) == 2 and {Path(n).suffix for n in cached} == {".xml", ".bin"}
+    segmenter, _, _ = load_segmenter("")
     again = FusionEngine(device="cpu", backend="openvino", precision="int8", int8_calibration=calibration,
-                         int8_calibration_pairs=4)
-    assert np.array_equal(again.fuse(ir, vis).image, fused)
+                         int8_calibration_pairs=4, segmenter=segmenter)
+    result = again.fuse(ir, vis, segment=segmenter is not None)
+    assert np.array_equal(result.image, fused)
+    if segmenter is not None:  # the segmenter runs beside the int8 fusion network at the CPU's float precision
+        assert result.mask.shape == ir.shape and result.mask.max() < segmenter.num_classes
     assert sorted(p.name for p in (tmp_path / "cache" / "int8").iterdir()) == cached
 
 

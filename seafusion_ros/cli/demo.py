@@ -259,6 +259,8 @@ def _run_graph(args: argparse.Namespace, run: DemoRun, bag: Path, duration: floa
     weights = {"fusion_weights": args.fusion_weights, "segmentation_weights": args.segmentation_weights}
     node_params = [f"{name}:={os.path.abspath(path)}" for name, path in weights.items() if path]  # '' = default
     node_params += [f"device:={args.device}", "use_sim_time:=true", *args.node_arg]
+    if args.bag is None:  # the synthetic frames' size is known: the node warms up for it before playback starts
+        node_params += [f"registration.output_width:={args.size[0]}", f"registration.output_height:={args.size[1]}"]
     if args.reliable:
         node_params.append("qos.reliability:=reliable")
     node_inputs = tuple(topic + "/compressed" if packed else topic for topic, packed in zip(NODE_INPUTS, compressed,

@@ -27,9 +27,9 @@ def add_engine_arguments(p: argparse.ArgumentParser | argparse._ArgumentGroup, w
     p.add_argument("--precision", default="auto", choices=ENGINE_PRECISIONS,
                    help="auto: fp16 on CUDA, bf16 on CPUs with native bf16, else fp32; fp16 needs CUDA; int8: "
                         "--backend openvino with --int8-calibration, fusion quantised (faster, lower quality)")
-    p.add_argument("--backend", default="torch", choices=BACKENDS,
-                   help="auto: openvino on a CPU when installed, else torch; openvino: CPU only, bf16 where the "
-                        "CPU has it; onnxruntime: exact fp32")
+    p.add_argument("--backend", default="auto", choices=BACKENDS,
+                   help="auto: openvino on a CPU when installed, else torch (CUDA, or a CPU without openvino); "
+                        "openvino: CPU only, bf16 where the CPU has it; onnxruntime: exact fp32")
     p.add_argument("--int8-calibration", type=Path, default=None, metavar="DATA",
                    help="with --precision int8: a data folder (ir/ + vi/) of real pairs from the camera to "
                         "calibrate on (16 spread over it); the quantised model is cached in ~/.cache/seafusion_ros")

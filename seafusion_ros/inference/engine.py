@@ -126,7 +126,7 @@ class FusionEngine:
         backend: ``torch`` (eager, autocast for bf16/fp16), ``onnxruntime`` (exact fp32; exported in memory at
             start-up), ``openvino`` (CPU only: bf16 where the CPU has it, else fp32; both networks converted
             at start-up and compiled once per input size) or ``auto`` (openvino on a CPU when installed,
-            else torch).
+            else torch; the default of the tools and the node, while this class defaults to torch).
         internal_scale: run the network at this fraction of the input resolution (0 < s <= 1) and bring
             the fused luminance back with guided upsampling: about 1/s^2 faster, at a measured quality
             cost (docs/results.md). 1.0 = full resolution.

@@ -75,7 +75,7 @@ class OpenVinoRunner:
         self._module = module
         self._dynamic = dynamic
         self._converted = None
-        hint = _HINTS[openvino_precision("auto") if precision == "int8" else precision]
+        hint = _HINTS[openvino_precision("auto" if precision == "int8" else precision)]
         self._config = {"INFERENCE_PRECISION_HINT": hint, "PERFORMANCE_HINT": "LATENCY",
                         "INFERENCE_NUM_THREADS": threads or torch.get_num_threads()}
         self._cache_size = cache_size

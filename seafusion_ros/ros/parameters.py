@@ -88,7 +88,7 @@ PARAMETERS: tuple[ParamSpec, ...] = (
               choices=ENGINE_PRECISIONS),
     ParamSpec("int8_calibration", "", "with precision int8: a folder of real pairs from these cameras (ir/ + vi/) to "
               "calibrate the quantisation on; the quantised model is cached in ~/.cache/seafusion_ros"),
-    ParamSpec("backend", "torch", "inference backend: auto (openvino on a CPU when installed, else torch), torch, "
+    ParamSpec("backend", "auto", "inference backend: auto (openvino on a CPU when installed, else torch), torch, "
               "onnxruntime (exact fp32) or openvino (CPU only, bf16 where the CPU has it)",
               choices=BACKENDS),
     ParamSpec("internal_scale", 1.0, "run the fusion network at this fraction of the resolution and upsample "
