@@ -7,8 +7,9 @@
    exact fp32 engine output (max grey levels, relative L2) on a real MSRS pair when ../shared is there
    (else on the synthetic scene). With the bundled segmenter installed, also the segmentation stage
    alone and fusion + segmentation, for torch and OpenVINO, with the mask's pixel agreement with the
-   fp32 torch mask. ``DEFAULT`` rows are what the CLIs and the node run by default (backend torch,
-precision auto); ``auto`` rows pick OpenVINO on a CPU where it is installed.
+   fp32 torch mask. ``DEFAULT`` rows are what the CLIs and the node run by default (backend auto: OpenVINO on
+   a CPU where it is installed, else torch; precision auto); the ``int8`` rows (OpenVINO +
+   NNCF installed) quantise on 16 pairs of --int8-calibration (default: the shared msrs_dev, when present).
 2. With --node-frames N: the real node (separate process, real DDS, bundled models, segmentation on)
    fed thermal 16UC1 + RGB bgr8 pairs at --node-rate Hz for N frames: sustained output rate,
    end-to-end latency (overlay arrival - input stamp) median/p90, pairs dropped, node memory (RSS) at
@@ -40,6 +41,7 @@ from seafusion_ros.imaging.image_files import write_bytes_atomic
 from seafusion_ros.inference.colour import rgb_to_ycrcb, ycrcb_to_rgb
 from seafusion_ros.inference.device import resolve_device
 from seafusion_ros.inference.engine import FusionEngine
+from seafusion_ros.inference.int8_quantization import nncf_available
 from seafusion_ros.inference.openvino_backend import openvino_available
 from seafusion_ros.models.checkpoint import load_fusion_model
 from seafusion_ros.weights import default_fusion_weights, load_segmenter
@@ -93,7 +95,8 @@ def time_call(fn, runs: int, warmup: int, device: torch.device) -> list[float]:
 FUSION, SEGMENTATION, BOTH = "fusion", "segmentation", "both"
 
 
-def engine_modes(device: torch.device, segmentation: bool) -> list[tuple[str, dict, str]]:
+def engine_modes(device: torch.device, segmentation: bool,
+                 int8_calibration: Path | None) -> list[tuple[str, dict, str]]:
     """(row name, engine arguments, what is timed): the whole call, or only its segmentation stage."""
     modes = [("engine fp32 contiguous", {"precision": "fp32", "channels_last": False}, FUSION),
              ("engine fp32 channels-last", {"precision": "fp32", "channels_last": True}, FUSION),
@@ -101,24 +104,30 @@ def engine_modes(device: torch.device, segmentation: bool) -> list[tuple[str, di
     if device.type == "cuda":
         modes += [("engine fp16 autocast", {"precision": "fp16"}, FUSION)]
     modes += [("engine bf16 autocast channels-last", {"precision": "bf16", "channels_last": True}, FUSION),
-              ("engine DEFAULT (torch, precision auto)", {"backend": "torch"}, FUSION)]
+              ("engine torch, precision auto", {"backend": "torch"}, FUSION)]
     openvino = device.type == "cpu" and openvino_available()
     if openvino:
         modes += [("engine openvino fp32", {"backend": "openvino", "precision": "fp32"}, FUSION),
                   ("engine openvino, precision auto", {"backend": "openvino"}, FUSION)]
-    modes += [("engine backend auto, precision auto", {"backend": "auto"}, FUSION),
+    int8 = {"backend": "openvino", "precision": "int8", "int8_calibration": int8_calibration}
+    int8 = int8 if openvino and nncf_available() and int8_calibration is not None else None
+    if int8:
+        modes += [("engine openvino int8", int8, FUSION)]
+    modes += [("engine DEFAULT (backend auto, precision auto)", {"backend": "auto"}, FUSION),
               ("engine backend auto, internal_scale 0.5", {"backend": "auto", "internal_scale": 0.5}, FUSION)]
     if segmentation:
         modes += [("segmentation only, torch auto", {"backend": "torch"}, SEGMENTATION),
-                  ("fusion + segmentation, DEFAULT (torch)", {"backend": "torch"}, BOTH)]
+                  ("fusion + segmentation, torch", {"backend": "torch"}, BOTH)]
         if openvino:
             modes += [("segmentation only, openvino auto", {"backend": "openvino"}, SEGMENTATION),
                       ("fusion + segmentation, openvino auto", {"backend": "openvino"}, BOTH)]
-        modes += [("fusion + segmentation, backend auto", {"backend": "auto"}, BOTH)]
+        if int8:
+            modes += [("fusion + segmentation, openvino int8", int8, BOTH)]
+        modes += [("fusion + segmentation, DEFAULT (backend auto)", {"backend": "auto"}, BOTH)]
     return modes
 
 
-def bench_engine(weights: Path, device: torch.device, runs: int, warmup: int) -> dict:
+def bench_engine(weights: Path, device: torch.device, runs: int, warmup: int, int8_calibration: Path | None) -> dict:
     ir, vis, source = test_pair()
     segmenter = load_segmenter("")[0]
     baseline = naive_baseline(weights, device)
@@ -127,7 +136,7 @@ def bench_engine(weights: Path, device: torch.device, runs: int, warmup: int) ->
     reference = exact_out.image.astype(np.float64)
     rows = []
     for name, kwargs, what in [("naive eager fp32 (baseline)", None, FUSION),
-                               *engine_modes(device, segmenter is not None)]:
+                               *engine_modes(device, segmenter is not None, int8_calibration)]:
         mask_agreement = None
         if kwargs is None:
             call = lambda: baseline(ir, vis)  # noqa: E731
@@ -251,6 +260,8 @@ def main() -> None:
     p.add_argument("--node-only", action="store_true", help="skip the engine table")
     p.add_argument("--node-param", action="append", default=[], metavar="NAME:=VALUE",
                    help="node parameter for the node run, e.g. backend:=auto (repeatable)")
+    p.add_argument("--int8-calibration", type=Path, default=MSRS_PAIR if MSRS_PAIR.is_dir() else None,
+                   help="calibration pairs for the int8 rows (default: ../shared/data/msrs_dev when present)")
     p.add_argument("--json", type=Path, default=RESULTS)
     args = p.parse_args()
     device = resolve_device(args.device)
@@ -258,7 +269,7 @@ def main() -> None:
     result = {"device": str(device), "cpu": platform.processor() or platform.machine(),
               "threads": torch.get_num_threads(), "torch": str(torch.__version__), "weights": str(weights)}
     if not args.node_only:
-        result["engine"] = bench_engine(weights, device, args.runs, args.warmup)
+        result["engine"] = bench_engine(weights, device, args.runs, args.warmup, args.int8_calibration)
         print_engine_table(result, args.runs, args.warmup)
     if args.node_frames:
         with tempfile.TemporaryDirectory() as tmp:
