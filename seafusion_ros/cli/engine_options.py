@@ -14,6 +14,7 @@ from seafusion_ros.inference.engine import (
     NORMALIZATIONS,
     FusionEngine,
 )
+from seafusion_ros.inference.int8_quantization import DEFAULT_CALIBRATION_PAIRS
 from seafusion_ros.inference.thermal_gain import GAIN_MODES, ThermalGainConfig
 
 
@@ -32,7 +33,8 @@ def add_engine_arguments(p: argparse.ArgumentParser | argparse._ArgumentGroup, w
                         "openvino: CPU only, bf16 where the CPU has it; onnxruntime: exact fp32")
     p.add_argument("--int8-calibration", type=Path, default=None, metavar="DATA",
                    help="with --precision int8: a data folder (ir/ + vi/) of real pairs from the camera to "
-                        "calibrate on (16 spread over it); the quantised model is cached in ~/.cache/seafusion_ros")
+                        f"calibrate on ({DEFAULT_CALIBRATION_PAIRS} spread over it); the quantised model is cached "
+                        "in ~/.cache/seafusion_ros")
     p.add_argument("--internal-scale", type=float, default=1.0,
                    help="fuse at this fraction of the resolution, then guided upsampling (CPU degrade knob)")
     p.add_argument("--memory-budget", type=int_at_least(MIN_MEMORY_BUDGET_MB), default=DEFAULT_MEMORY_BUDGET_MB,

@@ -30,6 +30,7 @@ from seafusion_ros.imaging.image_files import read_image
 from seafusion_ros.inference.colour import rgb_to_ycrcb, ycrcb_to_rgb
 from seafusion_ros.inference.device import PRECISIONS, auto_precision, resolve_device, resolve_precision
 from seafusion_ros.inference.guided_upsampling import RADIUS, apply_coefficients, guided_coefficients, guided_upsample
+from seafusion_ros.inference.int8_quantization import DEFAULT_CALIBRATION_PAIRS, NNCF_PACKAGE, nncf_available
 from seafusion_ros.inference.memory_probe import peak_tensor_bytes
 from seafusion_ros.inference.resampling import fit_within, output_tile_pixels, resample_tile
 from seafusion_ros.inference.thermal_gain import ThermalGain, ThermalGainConfig
@@ -158,7 +159,7 @@ class FusionEngine:
         internal_scale: float = 1.0,
         memory_budget_mb: int = DEFAULT_MEMORY_BUDGET_MB,
         int8_calibration: str | os.PathLike | None = None,
-        int8_calibration_pairs: int = 16,
+        int8_calibration_pairs: int = DEFAULT_CALIBRATION_PAIRS,
     ) -> None:
         if (isinstance(memory_budget_mb, bool) or not isinstance(memory_budget_mb, (int, float))
                 or not math.isfinite(memory_budget_mb) or memory_budget_mb < MIN_MEMORY_BUDGET_MB):
@@ -179,6 +180,8 @@ class FusionEngine:
         if precision == "int8" and int8_calibration is None:
             raise ValueError("precision int8 needs int8_calibration: a folder of real camera pairs (ir/ + vi/) "
                              "to calibrate the quantisation on")
+        if precision == "int8" and not nncf_available():
+            raise ValueError(f"precision int8 needs the {NNCF_PACKAGE} package (pip install {NNCF_PACKAGE})")
         if backend == "onnxruntime":
             if precision not in ("auto", "fp32"):
                 raise ValueError(f"backend onnxruntime runs fp32 only, got precision {precision!r}")

@@ -2,9 +2,9 @@
 
 NNCF inserts int8 quantise / dequantise pairs around the convolutions, with ranges measured on the network's
 own inputs for a few real camera pairs (the calibration set), and OpenVINO's CPU plugin then runs those
-convolutions in int8 (VNNI / AMX). On our 2-core CPU that fused 480 x 640 3.6x faster than OpenVINO bf16, at
-a cost in fusion quality that ``seafusion-eval`` measures (docs/results.md): int8 is a mode to choose, not
-the default.
+convolutions in int8 (VNNI / AMX). On our 2-core CPU that fused 480 x 640 3.2x faster than OpenVINO f32 and,
+with two threads, no faster than its bf16 (docs/results.md): int8 is for CPUs without native bf16, at a cost
+in fusion quality that ``seafusion-eval`` measures. A mode to choose, not the default.
 
 Quantising costs a few seconds per calibration pair, so the result is kept as an OpenVINO IR file
 (``.xml`` + ``.bin``) in the user's cache folder, keyed by the fusion weights, the calibration frames and the
@@ -75,10 +75,8 @@ def cache_key(weights: str | os.PathLike, pairs: Sequence[ImagePair], settings: 
 
 def quantize(model, inputs: Sequence[tuple[np.ndarray, ...]]):
     """The OpenVINO model with int8 convolutions, calibrated on ``inputs`` (the network's own input arrays)."""
-    try:
-        import nncf
-    except ImportError as exc:
-        raise ValueError(f"precision int8 needs the {NNCF_PACKAGE} package (pip install {NNCF_PACKAGE})") from exc
+    import nncf
+
     return nncf.quantize(model, nncf.Dataset(list(inputs)), subset_size=len(inputs),
                          preset=nncf.QuantizationPreset.PERFORMANCE)
 
