@@ -99,6 +99,20 @@ def test_a_second_size_compiles_once_and_the_cache_is_bounded(msrs_dev, torch_fp
 
 
 @needs_openvino
+def test_the_engine_is_ready_before_its_first_frame(msrs_dev, segmenter):
+    """Conversion happens while the engine is built (the node's configure), not on the first frame: the fusion
+    network is converted and the segmenter compiled at its inference size, the only size it ever runs at."""
+    engine = FusionEngine(device="cpu", backend="openvino", segmenter=segmenter)
+    inference_shape = ((1, 3, *segmenter.inference_size),)
+    assert engine._network.converted and engine._network.compiled_shapes == []
+    assert engine._segment_network.compiled_shapes == [inference_shape]
+    ir, vis = _pair(msrs_dev, PAIRS[0])
+    for frame in ((ir, vis), (ir[:200, :328].copy(), vis[:200, :328].copy())):
+        assert engine.fuse(*frame, segment=True).mask.shape == frame[0].shape
+    assert engine._segment_network.compiled_shapes == [inference_shape]
+
+
+@needs_openvino
 def test_tiled_and_reduced_scale_frames_match_torch(msrs_dev, torch_fp32):
     ir, vis = _pair(msrs_dev, PAIRS[0])
     ir, vis = ir[:240, :320].copy(), vis[:240, :320].copy()
@@ -119,6 +133,19 @@ def test_segmentation_mask_agrees_with_torch_on_real_pairs(msrs_dev, torch_fp32,
     mask = openvino_auto.fuse(ir, vis, segment=True).mask
     assert mask.dtype == np.uint8 and mask.shape == ir.shape
     assert (mask == reference).mean() >= 0.98
+
+
+def test_the_engine_mask_is_the_segmenters_own_forward(msrs_dev, torch_fp32, segmenter):
+    """The engine resizes to the segmenter's inference size and back itself (and arg-maxes channels-last):
+    the mask must be the one the segmenter's own forward gives on the fused image."""
+    ir, vis = _pair(msrs_dev, PAIRS[0])
+    out = torch_fp32.fuse(ir, vis, segment=True)
+    assert tuple(segmenter.inference_size) != ir.shape  # the resizing path is the one under test
+    fused = torch.from_numpy(out.image).permute(2, 0, 1)[None].float() / 255.0
+    with torch.inference_mode():
+        reference = segmenter(fused).argmax(1)[0].numpy()
+    assert out.mask.shape == reference.shape
+    assert (out.mask == reference).mean() >= 0.999  # the engine segments the unquantised fused image
 
 
 @needs_openvino

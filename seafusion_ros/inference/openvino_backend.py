@@ -6,7 +6,8 @@ CPU. Each network is converted from its torch module with ``openvino.convert_mod
 export step) and compiled for the static input size it is called with, because static shapes let the
 CPU plugin pick its fastest kernels. The fully convolutional fusion network is converted once with
 dynamic height and width (a few seconds) and only reshaped and compiled per size (under a second); the
-segmenter, whose forward branches on the input size, is converted per size. Compiled models sit in a
+segmenter, whose forward branches on the input size, is converted per size (the engine calls it at its
+fixed ``inference_size`` only, so once). ``prepare`` does this work at start-up. Compiled models sit in a
 small LRU cache keyed by input shape, so a camera's frame size, ``internal_scale``'s reduced size and the
 few tile sizes of a tiled frame each compile once, and an odd size cannot grow memory without bound.
 Precision ``int8`` runs a quantised twin (:mod:`seafusion_ros.inference.int8_quantization`) given with
@@ -86,9 +87,23 @@ class OpenVinoRunner:
         """Input shapes with a compiled model, least recently used first."""
         return list(self._requests)
 
+    @property
+    def converted(self) -> bool:
+        """A dynamic module has been converted (its one conversion is done)."""
+        return self._converted is not None
+
     def converted_model(self, *inputs: np.ndarray):
         """The module as an OpenVINO model for inputs like these (dynamic height and width when ``dynamic``)."""
         return self._converted_model(inputs)
+
+    def prepare(self, *shapes: tuple[int, ...]) -> None:
+        """Pay a first call's set-up now: convert the module (a few seconds; once for a dynamic one) and, for a
+        static one, compile it for inputs of these shapes (for a dynamic one only the conversion is size-free)."""
+        inputs = tuple(np.zeros(shape, np.float32) for shape in shapes)
+        if self._dynamic:
+            self._converted_model(inputs)
+        else:
+            self._request(inputs)
 
     def use_model(self, model) -> None:
         """Run this OpenVINO model (e.g. the int8 twin of ``converted_model``) instead; dynamic modules only."""
