@@ -3,17 +3,19 @@
 1. Engine at 480x640 (bundled weights unless --weights): a naive eager fp32 baseline (the authors'
    style: float images, plain forward, no channels-last or autocast) and every engine mode, each the
    full call (upload, thermal gain, colour, network, download). Median and p90 latency over --runs
-   after --warmup, frames per second, speed-up over the baseline, and the output's difference from the
-   exact fp32 engine output (max grey levels, relative L2) on a real MSRS pair when ../shared is there
-   (else on the synthetic scene). With the bundled segmenter installed, also the segmentation stage
-   alone and fusion + segmentation, for torch and OpenVINO, with the mask's pixel agreement with the
-   fp32 torch mask. ``DEFAULT`` rows are what the CLIs and the node run by default (backend auto: OpenVINO on
-   a CPU where it is installed, else torch; precision auto); the ``int8`` rows (OpenVINO +
-   NNCF installed) quantise on 16 pairs of --int8-calibration (default: the shared msrs_dev, when present).
+   after --warmup (the runs taken round robin over the modes, so a slow spell of a shared machine
+   falls on every mode alike), frames per second, speed-up over the baseline, and the output's
+   difference from the exact fp32 engine output (max grey levels, relative L2) on a real MSRS pair
+   when ../shared is there (else on the synthetic scene). With the bundled segmenter installed, also
+   the segmentation stage alone and fusion + segmentation, for torch and OpenVINO, with the mask's
+   pixel agreement with the fp32 torch mask. ``DEFAULT`` rows are what the CLIs and the node run by
+   default (backend auto: OpenVINO on a CPU where it is installed, else torch; precision auto); the
+   ``int8`` rows (OpenVINO + NNCF installed) quantise on 16 pairs of --int8-calibration (default: the
+   shared msrs_dev, when present).
 2. With --node-frames N: the real node (separate process, real DDS, bundled models, segmentation on)
    fed thermal 16UC1 + RGB bgr8 pairs at --node-rate Hz for N frames: sustained output rate,
    end-to-end latency (overlay arrival - input stamp) median/p90, pairs dropped, node memory (RSS) at
-   start and end.
+   start, at a tenth and half of the pairs, every 100 pairs and at the end.
 
 Prints tables and writes bench/results/engine.json.
 Usage: .venv/bin/python bench/bench_engine.py [--runs 10] [--node-frames 2000 --node-rate 10]
@@ -77,22 +79,19 @@ def naive_baseline(weights: Path, device: torch.device):
     return run
 
 
-def time_call(fn, runs: int, warmup: int, device: torch.device) -> list[float]:
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(runs):
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        start = time.perf_counter()
-        fn()
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        times.append(time.perf_counter() - start)
-    return times
+def timed_call(fn, device: torch.device):
+    """(seconds, result) of one call, synchronised on CUDA."""
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    start = time.perf_counter()
+    result = fn()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return time.perf_counter() - start, result
 
 
 FUSION, SEGMENTATION, BOTH = "fusion", "segmentation", "both"
+RSS_EVERY = 100  # node memory is sampled every this many input pairs
 
 
 def engine_modes(device: torch.device, segmentation: bool,
@@ -134,7 +133,7 @@ def bench_engine(weights: Path, device: torch.device, runs: int, warmup: int, in
     exact = FusionEngine(weights, device=str(device), precision="fp32", backend="torch", segmenter=segmenter)
     exact_out = exact.fuse(ir, vis, segment=segmenter is not None)
     reference = exact_out.image.astype(np.float64)
-    rows = []
+    rows, calls = [], []
     for name, kwargs, what in [("naive eager fp32 (baseline)", None, FUSION),
                                *engine_modes(device, segmenter is not None, int8_calibration)]:
         mask_agreement = None
@@ -150,18 +149,23 @@ def bench_engine(weights: Path, device: torch.device, runs: int, warmup: int, in
             if what != FUSION:
                 mask_agreement = float((result.mask == exact_out.mask).mean())
             call = lambda e=engine, s=what != FUSION: e.fuse(ir, vis, segment=s)  # noqa: E731
+        for _ in range(warmup):
+            call()
         out = out.astype(np.float64)
-        if what == SEGMENTATION:
-            stage_times: list[float] = []
-            time_call(lambda c=call, acc=stage_times: acc.append(c().timings["segment"]), runs, warmup, device)
-            times = stage_times[warmup:]
-        else:
-            times = time_call(call, runs, warmup, device)
         rows.append({"mode": name, "timed": what, "precision": precision,
-                     "median_ms": 1000 * statistics.median(times), "p90_ms": 1000 * float(np.percentile(times, 90)),
-                     "fps": 1 / statistics.median(times), "max_grey_diff": float(np.abs(out - reference).max()),
+                     "max_grey_diff": float(np.abs(out - reference).max()),
                      "rel_l2": float(np.linalg.norm(out - reference) / np.linalg.norm(reference)),
                      "mask_agreement": mask_agreement})
+        calls.append((call, what))
+    times: list[list[float]] = [[] for _ in rows]
+    for _ in range(runs):  # round robin: a slow spell of a shared machine falls on every mode alike
+        for (call, what), mode_times in zip(calls, times, strict=True):
+            seconds, result = timed_call(call, device)
+            mode_times.append(result.timings["segment"] if what == SEGMENTATION else seconds)
+    for row, mode_times in zip(rows, times, strict=True):
+        median = statistics.median(mode_times)
+        row.update({"median_ms": 1000 * median, "p90_ms": 1000 * float(np.percentile(mode_times, 90)),
+                    "fps": 1 / median})
     base = rows[0]["median_ms"]
     for row in rows:
         row["speedup"] = base / row["median_ms"] if row["timed"] == FUSION else None
@@ -207,6 +211,7 @@ def bench_node(frames: int, rate: float, tmp: Path, params: list[str]) -> dict:
         rss_start = _rss_mb(node.proc.pid)
         started = time.time()
         rss_during = {}
+        rss_trace: list[float] = []
         for k in range(frames):
             due = started + k / rate
             time.sleep(max(0.0, due - time.time()))
@@ -214,6 +219,8 @@ def bench_node(frames: int, rate: float, tmp: Path, params: list[str]) -> dict:
             probe.publish(image_msg(thermal, "16UC1", now), image_msg(bgr, "bgr8", now))
             if k in (frames // 10, frames // 2):  # after warm-up: steady state vs growth
                 rss_during[f"node_rss_after_{k}_frames_mb"] = _rss_mb(node.proc.pid)
+            if (k + 1) % RSS_EVERY == 0:
+                rss_trace.append(round(_rss_mb(node.proc.pid), 1))
         elapsed = time.time() - started
         time.sleep(3.0)
         rss_end = _rss_mb(node.proc.pid)
@@ -231,7 +238,7 @@ def bench_node(frames: int, rate: float, tmp: Path, params: list[str]) -> dict:
             "end_to_end_p90_ms": float(np.percentile(latencies, 90)) if latencies else None,
             "node_params": params, "dropped_pairs": diag.get("dropped_pairs"), "node_rss_start_mb": rss_start,
             **rss_during,
-            "node_rss_end_mb": rss_end,
+            "node_rss_end_mb": rss_end, f"node_rss_every_{RSS_EVERY}_frames_mb": rss_trace,
             "diagnostics": diag}
 
 
