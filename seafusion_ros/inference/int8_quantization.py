@@ -2,9 +2,10 @@
 
 NNCF inserts int8 quantise / dequantise pairs around the convolutions, with ranges measured on the network's
 own inputs for a few real camera pairs (the calibration set), and OpenVINO's CPU plugin then runs those
-convolutions in int8 (VNNI / AMX). On our 2-core CPU that fused 480 x 640 3.2x faster than OpenVINO f32 and,
-with two threads, no faster than its bf16 (docs/results.md): int8 is for CPUs without native bf16, at a cost
-in fusion quality that ``seafusion-eval`` measures. A mode to choose, not the default.
+convolutions in int8 (VNNI / AMX). On our 2-core CPU that fused 480 x 640 3-4x faster than OpenVINO f32 and,
+with two threads, up to 1.5x faster than its bf16 (docs/results.md): int8 is for CPUs without native bf16 and
+for rates bf16 does not reach, at a cost in fusion quality that ``seafusion-eval`` measures. A mode to
+choose, not the default.
 
 Quantising costs a few seconds per calibration pair, so the result is kept as an OpenVINO IR file
 (``.xml`` + ``.bin``) in the user's cache folder, keyed by the fusion weights, the calibration frames and the
