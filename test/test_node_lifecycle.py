@@ -6,6 +6,7 @@ randomly initialised bisenet_lite test fixture.
 
 from __future__ import annotations
 
+import math
 import sys
 import threading
 import types
@@ -289,8 +290,12 @@ def test_stamps_far_from_the_node_clock_are_a_named_warning_not_a_latency(contex
         for k in range(3):  # a camera whose clock is 10 s behind (or a time jump back)
             probe.publish(*small_pair(clock.now().nanoseconds - 10_000_000_000 + k))
             probe.wait_for(lambda k=k: len(probe.outputs("fused")) == k + 1, 30, f"output {k + 1}")
-        probe.wait_for(lambda: "stamps are" in (probe.latest_diagnostics() or {}).get("_message", ""), 30,
-                       "the stamp-offset warning")
+        def warned_with_latencies() -> bool:  # a status from after the pairs (an earlier one has no latency yet)
+            diag = probe.latest_diagnostics() or {}
+            return "stamps are" in diag.get("_message", "") and math.isfinite(
+                float(diag.get("latency_end_to_end_ms", "nan")))
+
+        probe.wait_for(warned_with_latencies, 30, "the stamp-offset warning with the pairs' latencies")
         diag = probe.latest_diagnostics()
         assert diag["_level"] == "1"
         assert "/thermal/image_raw stamps are 10.0" in diag["_message"]
