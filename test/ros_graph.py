@@ -293,8 +293,12 @@ class Probe:
             self.context.try_shutdown()
 
 
-def in_process_node(context: Context, weights: Path, **params: Any) -> SeaFusionNode:
-    """The node in this process, unconfigured, with the small random test segmenter; params a__b = a.b."""
+def in_process_node(context: Context, weights: Path, node_name: str | None = None, **params: Any) -> SeaFusionNode:
+    """The node in this process, unconfigured, with the small random test segmenter; params a__b = a.b.
+
+    ``node_name``: a name of its own, for tests that read the graph by node name (a node of the default name
+    destroyed by an earlier test can stay visible there until DDS discovery drops it).
+    """
     overrides = [
         Parameter(k.replace("__", "."), value=v)
         for k, v in {
@@ -308,8 +312,10 @@ def in_process_node(context: Context, weights: Path, **params: Any) -> SeaFusion
         }.items()
     ]
     card = {"classes": TEST_CLASSES, "palette": TEST_PALETTE}
+    cli_args = ["--ros-args", "-r", f"__node:={node_name}"] if node_name else None
     return SeaFusionNode(
-        context=context, parameter_overrides=overrides, segmenter=random_segmenter(), segmenter_card=card
+        context=context, parameter_overrides=overrides, segmenter=random_segmenter(), segmenter_card=card,
+        cli_args=cli_args,
     )
 
 

@@ -168,8 +168,9 @@ def test_per_input_transport_override_subscribes_the_right_types(context, tmp_pa
     from ros_graph import in_process_node
 
     node = in_process_node(context, write_random_fusion_weights(tmp_path / "fusion.pt"),
-                           rgb_image_transport="compressed")
+                           node_name="transport_override_probe", rgb_image_transport="compressed")
     try:
+        assert node.get_name() == "transport_override_probe"
         assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
         subscribed = node_subscriptions(node, {"/thermal/image_raw", "/rgb/image_raw/compressed", "/rgb/camera_info"})
         assert subscribed["/thermal/image_raw"] == ["sensor_msgs/msg/Image"]
