@@ -136,7 +136,7 @@ def test_segmentation_mask_agrees_with_torch_on_real_pairs(msrs_dev, torch_fp32,
 
 
 def test_the_engine_mask_is_the_segmenters_own_forward(msrs_dev, torch_fp32, segmenter):
-    """The engine resizes to the segmenter's inference size and back itself (and arg-maxes channels-last):
+    """The engine resizes to the segmenter's inference size and back itself (and picks classes with max):
     the mask must be the one the segmenter's own forward gives on the fused image."""
     ir, vis = _pair(msrs_dev, PAIRS[0])
     out = torch_fp32.fuse(ir, vis, segment=True)
