@@ -36,7 +36,7 @@ from seafusion_ros.inference.resampling import fit_within, output_tile_pixels, r
 from seafusion_ros.inference.thermal_gain import ThermalGain, ThermalGainConfig
 from seafusion_ros.inference.tiling import Tile, plan_tiles, receptive_radius
 from seafusion_ros.models.checkpoint import load_fusion_model
-from seafusion_ros.models.segmentation_blocks import resize
+from seafusion_ros.models.segmentation_blocks import at_inference_size
 from seafusion_ros.weights import default_fusion_weights
 
 NORMALIZATIONS = ("none", "minmax")
@@ -404,13 +404,10 @@ class FusionEngine:
         """The class mask (H x W uint8) of ``rgb`` (1 x 3 x H x W). A segmenter with an ``inference_size`` is called
         at that size and its logits resized back here, as its own forward would do: the same mask, and an
         OpenVINO twin then needs one compiled size, made while the engine is built, whatever the frame size."""
-        size = (rgb.shape[-2], rgb.shape[-1])
-        inference_size = getattr(self.segmenter, "inference_size", None)
-        resized = bool(inference_size) and tuple(inference_size) != size
         with self._autocast():
-            x = resize(rgb, tuple(inference_size)) if resized else rgb
-            logits = self._segment_network(x.contiguous(memory_format=self._memory_format))
-            return class_ids(resize(logits, size) if resized else logits)
+            return class_ids(at_inference_size(
+                lambda x: self._segment_network(x.contiguous(memory_format=self._memory_format)), rgb,
+                getattr(self.segmenter, "inference_size", None)))
 
     def _fuse_luminance(self, y: Tensor, ir: Tensor) -> Tensor:
         """The network on (visible Y, infrared), at full or reduced internal resolution; fp32 result."""

@@ -7,6 +7,8 @@ same for both, so they live here too. Attribute names are part of the checkpoint
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
@@ -62,6 +64,17 @@ def resize(x: Tensor, like: Tensor | tuple[int, int]) -> Tensor:
     return F.interpolate(x, size=size, mode="bilinear", align_corners=False)
 
 
+def at_inference_size(logits_of: Callable[[Tensor], Tensor], x: Tensor,
+                      inference_size: tuple[int, int] | None) -> Tensor:
+    """``logits_of`` run on ``x`` resized to ``inference_size`` (bilinear), its logits resized back to ``x``'s size;
+    ``x`` as it is when there is no inference size or it already has it. The one rule of the eval-mode forward
+    and of the inference engine, which applies it around a compiled twin of the network."""
+    size = (x.shape[-2], x.shape[-1])
+    if inference_size is None or tuple(inference_size) == size:
+        return logits_of(x)
+    return resize(logits_of(resize(x, tuple(inference_size))), size)
+
+
 class BiSeNetBase(nn.Module):
     """What both networks share around their ``logits_and_aux``: ``backbone``, ``num_classes`` and
     ``inference_size`` (H, W): the eval-mode forward runs the network at that size and resizes the logits
@@ -77,10 +90,7 @@ class BiSeNetBase(nn.Module):
     def forward(self, x: Tensor) -> Tensor | tuple[Tensor, Tensor]:
         if self.training:
             return self.logits_and_aux(x)
-        size = (x.shape[-2], x.shape[-1])
-        if self.inference_size is None or self.inference_size == size:
-            return self.logits_and_aux(x)[0]
-        return resize(self.logits_and_aux(resize(x, self.inference_size))[0], size)
+        return at_inference_size(lambda t: self.logits_and_aux(t)[0], x, self.inference_size)
 
     def head_parameters(self) -> list[nn.Parameter]:
         """Everything outside the backbone: trained at a higher learning rate than it (reference section 4)."""
