@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from seafusion_ros.data.labels import MSRS_CLASSES
-from seafusion_ros.data.synthetic_scene import render_frame
+from seafusion_ros.data.synthetic_scene import CAR, PERSON, render_frame
 from seafusion_ros.inference.engine import FusionEngine
 from seafusion_ros.models.checkpoint import load_fusion_model
 from seafusion_ros.training.content_loss import sobel_magnitude
@@ -44,22 +44,23 @@ def test_bundled_segmentation_model_has_the_nine_msrs_classes():
     assert DEFAULT_SEGMENTATION_WEIGHTS.with_suffix(".md").is_file()
 
 
-def test_bundled_models_see_the_demo_pedestrian_as_a_person():
-    # What `make demo` shows: the walking pedestrian of the embedded scene is labelled person, not car.
+def test_bundled_models_see_the_demo_pedestrian_and_car():
+    # What `make demo` shows: the walking pedestrian of the embedded scene is labelled person and the parked
+    # car car, each not the other.
     segmenter, card, _ = load_segmenter("")
     engine = FusionEngine(device="cpu", precision="fp32", segmenter=segmenter)
     person, car = card["classes"].index("person"), card["classes"].index("car")
-    shares = []
+    assert (person, car) == (PERSON, CAR)
+    shares = {person: [], car: []}
     for index in (0, 10, 20, 40):
         frame = render_frame(index)
         mask = engine.fuse(frame.thermal, frame.rgb, segment=True).mask
-        x0, y0, x1, y1 = frame.pedestrian_box
-        box = mask[y0:y1 + 1, x0:x1 + 1]
-        body = frame.thermal[y0:y1 + 1, x0:x1 + 1] > 8600  # the clothed body and skin, not the street behind
-        shares.append(float((box[body] == person).mean()))
-        assert shares[-1] > 0.2, f"frame {index}: pedestrian not segmented as a person"
-        assert (box == car).mean() < 0.1, f"frame {index}: pedestrian segmented as a car"
-    assert np.mean(shares) > 0.5
+        for cls, other in ((person, car), (car, person)):
+            drawn, name = mask[frame.labels == cls], card["classes"][cls]
+            shares[cls].append(float((drawn == cls).mean()))
+            assert shares[cls][-1] > 0.2, f"frame {index}: the {name} is not segmented as one"
+            assert (drawn == other).mean() < 0.1, f"frame {index}: the {name} is segmented as {card['classes'][other]}"
+    assert np.mean(shares[person]) > 0.5 and np.mean(shares[car]) > 0.4
 
 
 @pytest.mark.parametrize(("stem", "car_iou", "person_iou"), [("00726N", 0.3, 0.3), ("00535D", 0.5, None)])

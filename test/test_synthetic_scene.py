@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from seafusion_ros.data.synthetic_scene import render_frame
+from seafusion_ros.data.synthetic_scene import CAR, PERSON, render_frame
 
 
 def test_formats_and_determinism():
@@ -38,6 +38,28 @@ def test_pedestrian_is_a_filled_human_silhouette(index):
     assert warm.mean() > 0.35
     head = box[: max((y1 - y0) // 8, 1)]
     assert head.max() > np.median(box[warm]) + 500
+
+
+def test_car_is_a_saloon_seen_from_the_side():
+    # A filled car shape, not a box: body and cabin fill half to three quarters of the box; in thermal the
+    # glass is cooler than the body (it reflects the sky) and the exhaust is the car's hottest point.
+    frame = render_frame(0)
+    x0, y0, x1, y1 = frame.car_box
+    car = frame.labels[y0:y1 + 1, x0:x1 + 1] == CAR
+    assert 0.5 < car.mean() < 0.8
+    thermal = frame.thermal[y0:y1 + 1, x0:x1 + 1].astype(np.float32)
+    cabin = thermal[: (y1 - y0) // 3, (x1 - x0) // 3:(x1 - x0) * 2 // 3]
+    assert np.median(cabin[car[: (y1 - y0) // 3, (x1 - x0) // 3:(x1 - x0) * 2 // 3]]) < np.median(thermal[car]) - 300
+    assert np.unravel_index(thermal.argmax(), thermal.shape)[1] > (x1 - x0) * 0.85  # the exhaust, at the back
+
+
+def test_labels_mark_the_drawn_objects():
+    frame = render_frame(5)
+    assert set(np.unique(frame.labels)) == {0, CAR, PERSON}
+    x0, y0, x1, y1 = frame.pedestrian_box
+    assert (frame.labels == PERSON).sum() == (frame.labels[y0:y1 + 1, x0:x1 + 1] == PERSON).sum()
+    x0, y0, x1, y1 = frame.car_box
+    assert (frame.labels == CAR).sum() == (frame.labels[y0:y1 + 1, x0:x1 + 1] == CAR).sum()
 
 
 def test_pedestrian_walks():

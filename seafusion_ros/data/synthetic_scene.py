@@ -1,11 +1,12 @@
 """A synthetic night street scene seen by a 14-bit thermal camera and a dark RGB camera.
 
 It is the package's embedded sample: no data set needed for the demo or the tests of the node.
-A warm pedestrian (human proportions, clothed, warmest at the bare face and hands, so that
-segmenters trained on real thermal people recognise it) crosses in front of a parked car with a hot
-engine and exhaust, under one street lamp; in RGB the scene is dark and noisy (the pedestrian is
-barely visible), in thermal the people and the engine stand out but the road markings and the
-lamp-lit facade texture are absent. Frames are deterministic in (index, seed), and the pedestrian
+A warm pedestrian (human proportions, clothed, warmest at the bare face and hands) crosses in front
+of a parked saloon (body, cabin and wheels in side view; warm bonnet and tyres, hot exhaust, glass
+cooler than the body), under one street lamp: both drawn as real thermal and RGB cameras see them,
+so that segmenters trained on real road scenes recognise them. In RGB the scene is dark and noisy
+(the pedestrian is barely visible), in thermal the people and the engine stand out but the road
+markings and the lamp-lit facade texture are absent. Frames are deterministic in (index, seed), and the pedestrian
 walks with the frame index, so a frame sequence is a short video.
 """
 
@@ -17,17 +18,20 @@ import cv2
 import numpy as np
 
 THERMAL_BITS = 14
+CAR, PERSON = 1, 2  # the MSRS / MFNet class ids of the scene's objects
 _AMBIENT, _ROAD, _CLOTHED, _SKIN, _ENGINE = 7600.0, 7900.0, 9600.0, 10400.0, 12800.0  # raw 14-bit counts
 
 
 @dataclass(frozen=True)
 class SceneFrame:
-    """thermal: H x W uint16 (14-bit counts); rgb: H x W x 3 uint8 in RGB order."""
+    """thermal: H x W uint16 (14-bit counts); rgb: H x W x 3 uint8 in RGB order; labels: H x W uint8 class ids
+    of the drawn objects in the MSRS / MFNet label set (``CAR``, ``PERSON``; 0 elsewhere)."""
 
     thermal: np.ndarray
     rgb: np.ndarray
     pedestrian_box: tuple[int, int, int, int]  # x0, y0, x1, y1 in pixels
     car_box: tuple[int, int, int, int]
+    labels: np.ndarray
 
 
 def _pedestrian_masks(shape: tuple[int, int], cx: int, feet_y: int, height: int,
@@ -54,6 +58,47 @@ def _pedestrian_masks(shape: tuple[int, int], cx: int, feet_y: int, height: int,
         cv2.line(body, at(side * 0.05, 0.52), at(side * 0.04 + leg, 1.0), 255, int(limb * 1.3))
     skin_mask = skin > 0
     return (body > 0) | skin_mask, skin_mask
+
+
+def _draw_car(thermal: np.ndarray, visible: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
+    """Draw a parked saloon (side view, front left) filling ``box`` (x0, y0, x1, y1) into both images; returns
+    its silhouette (H x W bool)."""
+    x0, y0, x1, y1 = box
+    w, h = x1 - x0, y1 - y0
+
+    def pts(*xy: tuple[float, float]) -> np.ndarray:
+        return np.array([(x0 + fx * w, y0 + fy * h) for fx, fy in xy], np.int32)
+
+    wheel_r = max(int(h * 0.17), 2)
+    wheel_y = y1 - wheel_r
+    body = pts((0.0, 0.50), (0.04, 0.40), (0.27, 0.36), (0.36, 0.04), (0.47, 0.0), (0.74, 0.0), (0.86, 0.34),
+               (0.98, 0.38), (1.0, 0.52), (0.99, 0.80), (0.01, 0.80))
+    glass = [pts((0.31, 0.37), (0.39, 0.08), (0.55, 0.06), (0.55, 0.37)),
+             pts((0.58, 0.37), (0.58, 0.06), (0.72, 0.06), (0.81, 0.36))]
+    bonnet = pts((0.02, 0.42), (0.27, 0.37), (0.30, 0.52), (0.02, 0.55))
+    shade = np.clip((np.arange(thermal.shape[0], dtype=np.float32) - y0) / max(h, 1), 0.0, 1.0)[:, None]
+    inside = np.zeros(thermal.shape, np.uint8)
+    cv2.fillPoly(inside, [body], 255)
+    inside = inside > 0
+    thermal[inside] = (_AMBIENT + 350.0 + 500.0 * shade * np.ones_like(thermal))[inside]
+    visible[inside] = (58, 60, 66)
+    cv2.fillPoly(thermal, [bonnet], _AMBIENT + 1300.0)
+    for pane in glass:
+        cv2.fillPoly(thermal, [pane], _AMBIENT - 400.0)
+        cv2.fillPoly(visible, [pane], (14, 16, 22))
+    cv2.line(visible, tuple(pts((0.02, 0.62))[0]), tuple(pts((0.98, 0.62))[0]), (80, 82, 88), max(h // 40, 1))
+    for wx in (x0 + int(w * 0.18), x1 - int(w * 0.19)):
+        cv2.circle(thermal, (wx, wheel_y), wheel_r, _AMBIENT + 1100.0, -1)
+        cv2.circle(thermal, (wx, wheel_y), max(wheel_r // 2, 1), _AMBIENT + 1700.0, -1)
+        cv2.circle(visible, (wx, wheel_y), wheel_r, (8, 8, 9), -1)
+        cv2.circle(visible, (wx, wheel_y), max(wheel_r // 2, 1), (70, 70, 72), -1)
+    cv2.fillPoly(visible, [pts((0.95, 0.40), (0.99, 0.42), (0.99, 0.56), (0.95, 0.56))], (170, 25, 20))
+    cv2.ellipse(thermal, tuple(pts((0.95, 0.80))[0]), (max(w // 30, 1), max(h // 20, 1)), 0, 0, 360,
+                _ENGINE, -1)
+    silhouette = inside.astype(np.uint8)
+    for wx in (x0 + int(w * 0.18), x1 - int(w * 0.19)):
+        cv2.circle(silhouette, (wx, wheel_y), wheel_r, 1, -1)
+    return silhouette > 0
 
 
 def render_frame(index: int = 0, height: int = 480, width: int = 640, seed: int = 0) -> SceneFrame:
@@ -91,20 +136,13 @@ def render_frame(index: int = 0, height: int = 480, width: int = 640, seed: int 
     pool = np.exp(-(((xs - lamp_x) / (width * 0.18)) ** 2 + ((ys - lamp_y) / (height * 0.12)) ** 2))
     visible += pool[..., None] * np.array([70, 60, 30], np.float32)
 
-    # Parked car with a hot engine bay and exhaust, headlights dark.
+    # Parked car, side view, front to the left: a saloon's body and cabin, glass cooler than the body (it
+    # reflects the night sky), a warm bonnet over the engine, warm tyres, a hot exhaust; in RGB dark
+    # paint and glass, black tyres, lit tail light.
     cx0, cy0 = int(width * 0.58), int(height * 0.55)
     cx1, cy1 = int(width * 0.92), int(height * 0.75)
     car_box = (cx0, cy0, cx1, cy1)
-    cv2.rectangle(thermal, (cx0, cy0 + (cy1 - cy0) // 3), (cx1, cy1), _AMBIENT + 900.0, -1)
-    cv2.rectangle(thermal, (cx0 + (cx1 - cx0) // 5, cy0), (cx1 - (cx1 - cx0) // 4, cy0 + (cy1 - cy0) // 3),
-                  _AMBIENT + 600.0, -1)
-    cv2.rectangle(thermal, (cx0, cy0 + (cy1 - cy0) // 3), (cx0 + (cx1 - cx0) // 4, cy1 - (cy1 - cy0) // 4),
-                  _ENGINE, -1)
-    for wheel_x in (cx0 + (cx1 - cx0) // 5, cx1 - (cx1 - cx0) // 5):
-        cv2.circle(thermal, (wheel_x, cy1), max((cy1 - cy0) // 6, 2), _AMBIENT + 1500.0, -1)
-    cv2.rectangle(visible, (cx0, cy0 + (cy1 - cy0) // 3), (cx1, cy1), (40, 18, 16), -1)
-    cv2.rectangle(visible, (cx0 + (cx1 - cx0) // 5, cy0), (cx1 - (cx1 - cx0) // 4, cy0 + (cy1 - cy0) // 3),
-                  (28, 30, 36), -1)
+    car = _draw_car(thermal, visible, car_box)
 
     # Pedestrian walking left to right across the road, 3 px per frame at 640 wide.
     ped_h = int(height * 0.3)
@@ -123,4 +161,7 @@ def render_frame(index: int = 0, height: int = 480, width: int = 640, seed: int 
     visible += rng.normal(0.0, 4.0, visible.shape).astype(np.float32)
     thermal_u16 = np.clip(thermal, 0, 2**THERMAL_BITS - 1).astype(np.uint16)
     rgb = np.clip(visible, 0, 255).astype(np.uint8)
-    return SceneFrame(thermal_u16, rgb, ped_box, car_box)
+    labels = np.zeros((height, width), np.uint8)
+    labels[car] = CAR
+    labels[body] = PERSON  # in front of the car
+    return SceneFrame(thermal_u16, rgb, ped_box, car_box, labels)
