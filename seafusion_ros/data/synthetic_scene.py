@@ -6,8 +6,8 @@ of a parked saloon (body, cabin and wheels in side view; warm bonnet and tyres, 
 cooler than the body), under one street lamp: both drawn as real thermal and RGB cameras see them,
 so that segmenters trained on real road scenes recognise them. In RGB the scene is dark and noisy
 (the pedestrian is barely visible), in thermal the people and the engine stand out but the road
-markings and the lamp-lit facade texture are absent. Frames are deterministic in (index, seed), and the pedestrian
-walks with the frame index, so a frame sequence is a short video.
+markings and the lamp-lit facade texture are absent. Frames are deterministic in (index, seed), and
+the pedestrian walks with the frame index, so a frame sequence is a short video.
 """
 
 from __future__ import annotations
@@ -70,34 +70,33 @@ def _draw_car(thermal: np.ndarray, visible: np.ndarray, box: tuple[int, int, int
         return np.array([(x0 + fx * w, y0 + fy * h) for fx, fy in xy], np.int32)
 
     wheel_r = max(int(h * 0.17), 2)
-    wheel_y = y1 - wheel_r
+    wheels = [(x0 + int(w * 0.18), y1 - wheel_r), (x1 - int(w * 0.19), y1 - wheel_r)]
     body = pts((0.0, 0.50), (0.04, 0.40), (0.27, 0.36), (0.36, 0.04), (0.47, 0.0), (0.74, 0.0), (0.86, 0.34),
                (0.98, 0.38), (1.0, 0.52), (0.99, 0.80), (0.01, 0.80))
     glass = [pts((0.31, 0.37), (0.39, 0.08), (0.55, 0.06), (0.55, 0.37)),
              pts((0.58, 0.37), (0.58, 0.06), (0.72, 0.06), (0.81, 0.36))]
     bonnet = pts((0.02, 0.42), (0.27, 0.37), (0.30, 0.52), (0.02, 0.55))
-    shade = np.clip((np.arange(thermal.shape[0], dtype=np.float32) - y0) / max(h, 1), 0.0, 1.0)[:, None]
-    inside = np.zeros(thermal.shape, np.uint8)
-    cv2.fillPoly(inside, [body], 255)
-    inside = inside > 0
-    thermal[inside] = (_AMBIENT + 350.0 + 500.0 * shade * np.ones_like(thermal))[inside]
-    visible[inside] = (58, 60, 66)
+    silhouette = np.zeros(thermal.shape, np.uint8)
+    cv2.fillPoly(silhouette, [body], 1)
+    for centre in wheels:
+        cv2.circle(silhouette, centre, wheel_r, 1, -1)
+    ys, xs = np.nonzero(silhouette)
+    shade = np.clip((ys.astype(np.float32) - y0) / max(h, 1), 0.0, 1.0)  # paint warmer towards the road
+    thermal[ys, xs] = _AMBIENT + 350.0 + 500.0 * shade
+    visible[ys, xs] = (58, 60, 66)
     cv2.fillPoly(thermal, [bonnet], _AMBIENT + 1300.0)
     for pane in glass:
         cv2.fillPoly(thermal, [pane], _AMBIENT - 400.0)
         cv2.fillPoly(visible, [pane], (14, 16, 22))
     cv2.line(visible, tuple(pts((0.02, 0.62))[0]), tuple(pts((0.98, 0.62))[0]), (80, 82, 88), max(h // 40, 1))
-    for wx in (x0 + int(w * 0.18), x1 - int(w * 0.19)):
-        cv2.circle(thermal, (wx, wheel_y), wheel_r, _AMBIENT + 1100.0, -1)
-        cv2.circle(thermal, (wx, wheel_y), max(wheel_r // 2, 1), _AMBIENT + 1700.0, -1)
-        cv2.circle(visible, (wx, wheel_y), wheel_r, (8, 8, 9), -1)
-        cv2.circle(visible, (wx, wheel_y), max(wheel_r // 2, 1), (70, 70, 72), -1)
+    for centre in wheels:
+        cv2.circle(thermal, centre, wheel_r, _AMBIENT + 1100.0, -1)
+        cv2.circle(thermal, centre, max(wheel_r // 2, 1), _AMBIENT + 1700.0, -1)
+        cv2.circle(visible, centre, wheel_r, (8, 8, 9), -1)
+        cv2.circle(visible, centre, max(wheel_r // 2, 1), (70, 70, 72), -1)
     cv2.fillPoly(visible, [pts((0.95, 0.40), (0.99, 0.42), (0.99, 0.56), (0.95, 0.56))], (170, 25, 20))
     cv2.ellipse(thermal, tuple(pts((0.95, 0.80))[0]), (max(w // 30, 1), max(h // 20, 1)), 0, 0, 360,
                 _ENGINE, -1)
-    silhouette = inside.astype(np.uint8)
-    for wx in (x0 + int(w * 0.18), x1 - int(w * 0.19)):
-        cv2.circle(silhouette, (wx, wheel_y), wheel_r, 1, -1)
     return silhouette > 0
 
 
