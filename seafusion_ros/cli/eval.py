@@ -7,7 +7,8 @@ Fusion mode (the default)::
 
 Every ``--weights`` checkpoint is fused with the same engine settings, so their rows compare like with
 like; the report states those settings and the data set split.
-Downstream-task evaluation lives behind ``seafusion-eval task ...`` (dispatched to its own module).
+Downstream-task evaluation lives behind ``seafusion-eval task ...`` and the scoring of class-id masks against
+pixel labels behind ``seafusion-eval masks ...`` (each dispatched to its own module).
 """
 
 from __future__ import annotations
@@ -50,8 +51,8 @@ from seafusion_ros.inference.engine import FusionEngine
 
 PROG = "seafusion-eval"
 
-TASK_COMMAND = "task"
-TASK_MODULE = "seafusion_ros.cli.eval_task"
+# subcommands with their own module: downstream tasks, and scoring masks made elsewhere
+SUBCOMMANDS = {"task": "seafusion_ros.cli.eval_task", "masks": "seafusion_ros.cli.eval_masks"}
 
 
 def _method_spec(text: str) -> tuple[str, Path]:
@@ -85,7 +86,8 @@ def build_parser() -> argparse.ArgumentParser:
         "replaced, plots included. Every --weights checkpoint is fused with the same engine settings "
         "(--normalize, --precision, --backend, ...), which the report states, so those rows compare like "
         "with like; --method folders were made elsewhere, in a mode the tool cannot know. "
-        f"'seafusion-eval {TASK_COMMAND} ...' evaluates downstream tasks instead.",
+        "'seafusion-eval task ...' evaluates downstream tasks instead, and 'seafusion-eval masks ...' scores "
+        "class-id masks against pixel labels.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     pairs = parser.add_argument_group("pairs: --ir and --vis, or --data")
@@ -264,16 +266,17 @@ def run_fusion_evaluation(args: argparse.Namespace, weights: dict[str, Path]) ->
 @interrupts.command(PROG)
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv and argv[0] == TASK_COMMAND:
+    if argv and argv[0] in SUBCOMMANDS:
+        module_name = SUBCOMMANDS[argv[0]]
         try:
-            task = importlib.import_module(TASK_MODULE)
+            subcommand = importlib.import_module(module_name)
         except ModuleNotFoundError as err:
-            if err.name != TASK_MODULE:
+            if err.name != module_name:
                 raise
-            print(f"seafusion-eval {TASK_COMMAND}: not available in this version ({TASK_MODULE} missing)",
+            print(f"seafusion-eval {argv[0]}: not available in this version ({module_name} missing)",
                   file=sys.stderr)
             return 2
-        return task.main(argv[1:])
+        return subcommand.main(argv[1:])
     parser = build_parser()
     args = parser.parse_args(argv)
     weights = check_arguments(parser, args)
