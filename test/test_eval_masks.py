@@ -14,6 +14,7 @@ from conftest import SHARED, require_shared
 from seafusion_ros.cli.eval import main as eval_main
 from seafusion_ros.data.labels import MSRS_CLASSES
 from seafusion_ros.data.segmentation_data import labelled_source
+from seafusion_ros.evaluation.mask_scoring import score_masks
 
 CAR, GUARDRAIL = MSRS_CLASSES.names.index("car"), MSRS_CLASSES.names.index("guardrail")
 
@@ -52,25 +53,45 @@ def test_the_labels_themselves_score_perfectly_by_day_and_by_night(mfnet_labelle
     assert "| all | 88 | 1.000 |" in printed and (out / "summary.md").read_text() in printed
 
 
-def test_known_mistakes_give_the_hand_computed_ious(mfnet_labelled, tmp_path):
-    # every car pixel predicted as background, and a 10 x 10 guardrail false alarm on background in one frame
+def test_known_mistakes_give_the_hand_computed_ious_by_day_and_by_night(mfnet_labelled, tmp_path):
+    # every car pixel predicted as background, and a 10 x 10 guardrail false alarm on background in one night frame
     labels = _validation_labels(mfnet_labelled)
     masks = {stem: np.where(label == CAR, 0, label).astype(np.uint8) for stem, label in labels.items()}
-    stem = next(s for s, label in labels.items() if (label[:10, :10] == 0).all())
-    masks[stem][:10, :10] = GUARDRAIL
+    night = next(s for s, label in labels.items() if s.endswith("N") and (label[:10, :10] == 0).all())
+    masks[night][:10, :10] = GUARDRAIL
     out = tmp_path / "scores"
     assert eval_main(["masks", "--labelled", str(mfnet_labelled), "--masks", str(_write(tmp_path / "m", masks)),
                       "--out", str(out)]) == 0
-    result = _summary(out)["scores"]["all"]
-    every = np.concatenate([label.ravel() for label in labels.values()])
-    background, cars = int((every == 0).sum()), int((every == CAR).sum())
-    assert cars > 0 and result["iou"]["car"] == 0.0
-    assert result["iou"]["unlabelled"] == pytest.approx((background - 100) / (background + cars))
-    assert result["iou"]["guardrail"] is None and result["predicted_pixels"]["guardrail"] == 100
-    assert result["label_pixels"]["car"] == cars
-    present = [v for v in result["iou"].values() if v is not None]
-    assert result["miou"] == pytest.approx(np.mean(present)) and len(present) == 8
+    scores = _summary(out)["scores"]
+    assert list(scores) == ["all", "day", "night"]
+    for group, suffix, false_alarm in (("all", "", 100), ("day", "D", 0), ("night", "N", 100)):
+        result = scores[group]
+        every = np.concatenate([label.ravel() for stem, label in labels.items() if stem.endswith(suffix)])
+        background, cars = int((every == 0).sum()), int((every == CAR).sum())
+        assert cars > 0 and result["iou"]["car"] == 0.0 and result["label_pixels"]["car"] == cars
+        assert result["iou"]["unlabelled"] == pytest.approx((background - false_alarm) / (background + cars))
+        assert result["iou"]["guardrail"] is None and result["predicted_pixels"]["guardrail"] == false_alarm
+        present = [v for v in result["iou"].values() if v is not None]
+        assert result["miou"] == pytest.approx(np.mean(present))
+    assert len([v for v in scores["all"]["iou"].values() if v is not None]) == 8
     assert "pixels predicted as them: guardrail 100" in (out / "summary.md").read_text()
+
+
+def test_ignored_label_pixels_count_nowhere(tmp_path):
+    labels = tmp_path / "labels"
+    label = np.zeros((4, 6), np.uint8)
+    label[:, 3:] = CAR
+    label[0, :] = 255  # ignored: whatever is predicted there
+    _write(labels, {"00501D": label})
+    mask = np.zeros_like(label)
+    mask[1:, 3:] = CAR
+    mask[0, :3] = GUARDRAIL  # wrong, but on ignored pixels
+    scores = score_masks(_write(tmp_path / "masks", {"00501D": mask}), labels, ["00501D"], MSRS_CLASSES.names)
+    result = scores["all"]
+    assert list(scores) == ["all", "day"] and result.frames == 1
+    assert result.iou["car"] == 1.0 and result.iou["unlabelled"] == 1.0 and result.miou == 1.0
+    assert result.pixel_accuracy == 1.0 and result.predicted_pixels["guardrail"] == 0
+    assert result.label_pixels == {**{c: 0 for c in MSRS_CLASSES.names}, "unlabelled": 9, "car": 9}
 
 
 def test_a_missing_or_misfitting_mask_is_refused_by_name_and_nothing_is_written(mfnet_labelled, tmp_path, capsys):

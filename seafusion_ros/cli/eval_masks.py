@@ -65,8 +65,9 @@ def report_text(scores: dict[str, MaskScores], class_names: Sequence[str], data:
                     + " | ".join(_cell(s.iou[c]) for c in class_names) + " |")
     present = len(class_names) - len(absent)
     lines = [f"Masks in `{masks}` scored against the labels of `{data}`, {split} split ({split_rule}), at the "
-             f"labels' resolution. IoU per class from the confusion matrix summed over the frames; mIoU over the "
-             f"{present} classes with labelled pixels ({class_names[0]} included).", "", *rows, ""]
+             f"labels' resolution. IoU per class from the confusion matrix summed over a row's frames; mIoU over "
+             f"the classes with labelled pixels in those frames ({present} for all frames, {class_names[0]} "
+             "included).", "", *rows, ""]
     if absent:
         predicted = ", ".join(f"{c} {everything.predicted_pixels[c]}" for c in absent)
         lines.append(f"Absent from these labels (no IoU, not in the mIoU): {', '.join(absent)}; pixels predicted as "
@@ -75,10 +76,25 @@ def report_text(scores: dict[str, MaskScores], class_names: Sequence[str], data:
     return "\n".join(lines)
 
 
+def write_report(out: Path, files: dict[str, str]) -> None:
+    """Each file atomically; when one fails, those already written are removed, so this run's files never sit
+    beside another run's as one report."""
+    written: list[Path] = []
+    try:
+        for name, text in files.items():
+            written.append(write_text_atomic(out / name, text))
+    except BaseException:
+        for path in written:
+            path.unlink(missing_ok=True)
+        raise
+
+
 def run(args: argparse.Namespace, command: str) -> int:
     source = labelled_source(args.labelled)
     stems = {"val": source.validation, "train": source.train, "all": sorted(source.train + source.validation)}[
         args.split]
+    if not stems:
+        raise ValueError(f"{args.labelled}: no labelled frame in its {args.split} split ({source.rule.description})")
     class_names = list(MSRS_CLASSES.names)
     scores = score_masks(args.masks, source.mask_dir, stems, class_names)
     text = report_text(scores, class_names, args.labelled, args.masks, args.split, source.rule.description)
@@ -87,8 +103,7 @@ def run(args: argparse.Namespace, command: str) -> int:
                "scores": {group: s.to_dict() for group, s in scores.items()}}
     args.out.mkdir(parents=True, exist_ok=True)
     claim_output_folder(PROG, args.out)
-    write_text_atomic(args.out / "summary.json", json.dumps(summary, indent=2))
-    write_text_atomic(args.out / "summary.md", text)
+    write_report(args.out, {"summary.md": text, "summary.json": json.dumps(summary, indent=2)})
     print(text, end="")
     print(f"wrote {args.out / 'summary.md'} and summary.json")
     return 0
