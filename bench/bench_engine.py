@@ -19,7 +19,7 @@
 
 Prints tables and writes bench/results/engine.json.
 Usage: .venv/bin/python bench/bench_engine.py [--runs 10] [--node-frames 2000 --node-rate 10]
-       [--node-param backend:=auto]
+       [--node-param backend:=auto] [--segmentation-weights CKPT]
 """
 
 from __future__ import annotations
@@ -126,9 +126,10 @@ def engine_modes(device: torch.device, segmentation: bool,
     return modes
 
 
-def bench_engine(weights: Path, device: torch.device, runs: int, warmup: int, int8_calibration: Path | None) -> dict:
+def bench_engine(weights: Path, device: torch.device, runs: int, warmup: int, int8_calibration: Path | None,
+                 segmentation_weights: Path | None = None) -> dict:
     ir, vis, source = test_pair()
-    segmenter = load_segmenter("")[0]
+    segmenter = load_segmenter(segmentation_weights or "")[0]
     baseline = naive_baseline(weights, device)
     exact = FusionEngine(weights, device=str(device), precision="fp32", backend="torch", segmenter=segmenter)
     exact_out = exact.fuse(ir, vis, segment=segmenter is not None)
@@ -259,6 +260,9 @@ def print_engine_table(result: dict, runs: int, warmup: int) -> None:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--weights", type=Path, default=None, help="fusion weights (default: bundled model)")
+    p.add_argument("--segmentation-weights", type=Path, default=None,
+                   help="segmentation weights of the engine rows (default: bundled model); for the node run give "
+                        "--node-param segmentation_weights:=PATH too")
     p.add_argument("--device", default="auto")
     p.add_argument("--runs", type=int, default=10)
     p.add_argument("--warmup", type=int, default=2)
@@ -274,9 +278,11 @@ def main() -> None:
     device = resolve_device(args.device)
     weights = args.weights or default_fusion_weights()
     result = {"device": str(device), "cpu": platform.processor() or platform.machine(),
-              "threads": torch.get_num_threads(), "torch": str(torch.__version__), "weights": str(weights)}
+              "threads": torch.get_num_threads(), "torch": str(torch.__version__), "weights": str(weights),
+              "segmentation_weights": str(args.segmentation_weights or "bundled")}
     if not args.node_only:
-        result["engine"] = bench_engine(weights, device, args.runs, args.warmup, args.int8_calibration)
+        result["engine"] = bench_engine(weights, device, args.runs, args.warmup, args.int8_calibration,
+                                        args.segmentation_weights)
         print_engine_table(result, args.runs, args.warmup)
     if args.node_frames:
         with tempfile.TemporaryDirectory() as tmp:
